@@ -1,0 +1,1 @@
+"""The WebLink gateway: terminates printer WebSockets and bridges them to RabbitMQ."""
