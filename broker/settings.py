@@ -70,7 +70,9 @@ class BaseBrokerSettings(BaseSettings):
     def amqp_url_for_logs(self) -> str:
         """The AMQP URL without credentials."""
         parts = urlsplit(self.amqp_url.get_secret_value())
-        return f"{parts.scheme}://{parts.hostname}:{parts.port or 5672}{parts.path or '/'}"
+        return (
+            f"{parts.scheme}://{parts.hostname}:{parts.port or 5672}{parts.path or '/'}"
+        )
 
 
 class ClientSettings(BaseBrokerSettings):

@@ -124,7 +124,9 @@ class Topology:
 
     def printer_queue(self, printer_serial: str, channel: Channel) -> str:
         """Name of one printer channel's request queue."""
-        return f"{self.namespace}.printer.{check_serial(printer_serial)}.{channel.value}"
+        return (
+            f"{self.namespace}.printer.{check_serial(printer_serial)}.{channel.value}"
+        )
 
     def printer_queue_spec(self, printer_serial: str, channel: Channel) -> QueueSpec:
         """Describe a printer queue with the arguments of contract §1.

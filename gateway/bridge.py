@@ -1,0 +1,432 @@
+"""Raw and config channels: requests from the printer's queue to its socket and back.
+
+The ack policy, in one place:
+
+- A request is taken from its queue one at a time (prefetch 1), in order.
+- Print data: written to the socket, then the ``delivered`` outcome is published
+  (with a publisher confirm), then the request is acked. If the socket is gone before
+  the bytes were written, the request is nacked back to its queue and goes out again,
+  in order, when the printer is reachable: at least once. A gateway that dies between
+  the write and the ack makes RabbitMQ redeliver the request: a label may print twice,
+  never zero times.
+- Queries and SGD requests: the answer (or ``timeout``) is the outcome; then ack. If the
+  socket closes before the answer, the request goes back to its queue (reads are safe
+  to repeat, and SGD sets write the same value again).
+- An invalid request ends as ``rejected`` at once and is acked: never requeued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from broker.errors import BrokerUnavailable, ChannelClosed, SchemaError
+from broker.schemas import (
+    ChannelClosed as ChannelClosedEvent,
+)
+from broker.schemas import (
+    ChannelOpened,
+    JobStatus,
+    Outcome,
+    PrinterData,
+    Request,
+    RequestType,
+    new_job_id,
+    parse_request,
+)
+from broker.topology import Channel
+from gateway.control import ControlMessage, ControlOp
+from gateway.main_channel import publish_alert
+from gateway.socket import PrinterSocket
+from gateway.weblink import ChannelKind, CloseCode
+from gateway.weblink.events import (
+    AlertReceived,
+    Event,
+    ProtocolViolation,
+    QueryAnswered,
+    RawDataReceived,
+    SgdReplyReceived,
+    UnsolicitedMessage,
+)
+
+if TYPE_CHECKING:
+    from gateway.bus import Bus, Delivery
+    from gateway.registry import Registry
+    from gateway.settings import GatewaySettings
+
+log = structlog.get_logger(__name__)
+
+
+class RequestSession:
+    """One raw or config socket of a printer on this replica."""
+
+    def __init__(
+        self,
+        socket: PrinterSocket,
+        *,
+        bus: Bus,
+        registry: Registry,
+        settings: GatewaySettings,
+    ) -> None:
+        self.socket = socket
+        self.bus = bus
+        self.registry = registry
+        self.settings = settings
+        self.printer_serial = socket.printer_serial
+        self.channel = Channel.RAW if socket.kind is ChannelKind.RAW else Channel.CONFIG
+        self.queue_name = bus.topology.printer_queue(self.printer_serial, self.channel)
+        self._answer: asyncio.Future[Any] | None = None
+        self._idle: asyncio.TimerHandle | None = None
+        self._closed = asyncio.Event()
+        self.log = log.bind(
+            printer_serial=self.printer_serial, channel=self.channel.value
+        )
+
+    @property
+    def socket_id(self) -> str:
+        return self.socket.id
+
+    @property
+    def identified_at(self) -> float:
+        return self.socket.identified_at
+
+    async def close(self, code: CloseCode, reason: str) -> None:
+        await self.socket.close(code, reason)
+
+    # -- life ------------------------------------------------------------------
+
+    async def run(self, first_events: list[Event]) -> None:
+        """Serve the socket: consume the printer's queue until the socket closes."""
+        serial = self.printer_serial
+        await self.registry.acquire(serial, self)
+        try:
+            spec, key = self.bus.printer_routing(serial, self.channel)
+            await self.bus.declare_printer_queue(spec, key)
+            consumer = await self.bus.consume(
+                self.queue_name,
+                consumer_tag=f"{self.bus.replica} {serial} {self.channel.value}",
+            )
+            try:
+                await self._notify(ControlOp.CHANNEL_OPENED)
+                self.log.info(
+                    "channel.opened", channel_id=self.socket.protocol.channel_id
+                )
+                async with asyncio.TaskGroup() as group:
+                    worker = group.create_task(self._work(consumer))
+                    await self._handle(first_events)
+                    async for events in self.socket.events():
+                        await self._handle(events)
+                    self._closed.set()
+                    self._fail_pending()
+                    await consumer.cancel()
+                    await worker
+            finally:
+                await consumer.cancel()
+                self.bus.forget(consumer)
+                await self._notify(ControlOp.CHANNEL_CLOSED)
+        finally:
+            await self.registry.release(serial, self)
+
+    async def _notify(self, op: ControlOp) -> None:
+        """Tell the printer's main session (wherever it is) and publish the event."""
+        serial = self.printer_serial
+        code = self.socket.transport.close_code
+        notice = ControlMessage(
+            op=op,
+            printer_serial=serial,
+            replica=self.bus.replica,
+            socket_id=self.socket.id,
+            since=self.socket.identified_at,
+            kind=self.channel.value,
+            close_code=code,
+        )
+        event: ChannelOpened | ChannelClosedEvent
+        if op is ControlOp.CHANNEL_OPENED:
+            event = ChannelOpened(
+                printer=serial, replica=self.bus.replica, channel=self.channel
+            )
+            what = "opened"
+        else:
+            event = ChannelClosedEvent(
+                printer=serial,
+                replica=self.bus.replica,
+                channel=self.channel,
+                close_code=code,
+                close_reason=self.socket.protocol.close_reason,
+            )
+            what = "closed"
+            self.log.info("channel.closed", close_code=code)
+        try:
+            await self.bus.publish_control(serial, notice.encode())
+            await self.bus.publish_event(
+                self.bus.topology.channel_key(serial, self.channel, what), event
+            )
+        except BrokerUnavailable as exc:
+            self.log.warning(
+                "event.publish_failed", event=f"channel_{what}", error=str(exc)
+            )
+
+    # -- from the printer --------------------------------------------------------
+
+    async def _handle(self, events: list[Event]) -> None:
+        if self._idle is not None and self.socket.protocol.has_pending_query:
+            self._restart_idle_timer()
+        for event in events:
+            if isinstance(event, (QueryAnswered, SgdReplyReceived)):
+                answer = event.data if isinstance(event, QueryAnswered) else event.reply
+                if self._answer is not None and not self._answer.done():
+                    self._answer.set_result(answer)
+            elif isinstance(event, RawDataReceived):
+                await self._publish_data(event.data)
+            elif isinstance(event, AlertReceived):
+                await publish_alert(self.bus, self.printer_serial, event)
+            elif isinstance(event, ProtocolViolation):
+                self.log.warning(
+                    "channel.protocol_violation",
+                    reason=event.reason,
+                    close_code=int(event.close_code),
+                )
+                await self.socket.close(event.close_code, event.reason)
+            elif isinstance(event, UnsolicitedMessage):
+                self.log.info("channel.unsolicited", value=str(event.value)[:200])
+
+    async def _publish_data(self, data: bytes) -> None:
+        try:
+            await self.bus.publish_event(
+                self.bus.topology.data_key(self.printer_serial),
+                PrinterData(
+                    printer=self.printer_serial,
+                    replica=self.bus.replica,
+                    data=base64.b64encode(data).decode(),
+                ),
+            )
+        except BrokerUnavailable as exc:
+            self.log.warning("event.publish_failed", event="data", error=str(exc))
+
+    def _fail_pending(self) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_exception(ChannelClosed("the printer channel closed"))
+
+    def _restart_idle_timer(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        self._idle = asyncio.get_running_loop().call_later(
+            self.settings.idle_response_window, self._idle_elapsed
+        )
+
+    def _idle_elapsed(self) -> None:
+        self._idle = None
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result(self.socket.protocol.finish_query())
+
+    # -- from the queue ----------------------------------------------------------
+
+    async def _work(self, consumer: Any) -> None:
+        while not self._closed.is_set():
+            try:
+                delivery = await consumer.get()
+            except BrokerUnavailable:
+                if not self._closed.is_set():
+                    await self.socket.close(
+                        CloseCode.GOING_AWAY, "lost the message broker; reconnect"
+                    )
+                return
+            if self._closed.is_set():
+                await delivery.nack(requeue=True)
+                return
+            await self._process(delivery)
+
+    async def _process(self, delivery: Delivery) -> None:
+        try:
+            request = parse_request(
+                printer_serial=self.printer_serial,
+                channel=self.channel,
+                body=delivery.body,
+                message_type=delivery.message_type,
+                headers=delivery.headers,
+                message_id=delivery.message_id,
+                reply_to=delivery.reply_to,
+                correlation_id=delivery.correlation_id,
+                max_body_size=self.settings.max_request_size,
+            )
+        except SchemaError as exc:
+            job_id = getattr(exc, "job_id", None) or new_job_id()
+            await self._finish(
+                delivery,
+                Outcome(
+                    job_id=job_id,
+                    printer_serial=self.printer_serial,
+                    status=JobStatus.REJECTED,
+                    correlation_id=delivery.correlation_id,
+                    error=str(exc),
+                ),
+                None,
+            )
+            return
+        with structlog.contextvars.bound_contextvars(
+            job_id=request.job_id, correlation_id=request.correlation_id
+        ):
+            try:
+                outcome = await self._execute(request)
+            except ChannelClosed:
+                self.log.info("job.requeued", reason="printer channel closed first")
+                await delivery.nack(requeue=True)
+                return
+            await self._finish(delivery, outcome, request.type)
+
+    async def _finish(
+        self, delivery: Delivery, outcome: Outcome, request_type: RequestType | None
+    ) -> None:
+        """Publish the outcome, then ack (if publishing fails, RabbitMQ redelivers)."""
+        try:
+            await self.bus.publish_outcome(outcome, delivery.reply_to, request_type)
+        except BrokerUnavailable as exc:
+            self.log.warning("job.outcome_unpublished", error=str(exc))
+            return
+        await delivery.ack()
+        self.log.info(
+            "job.finished",
+            job_id=outcome.job_id,
+            status=outcome.status.value,
+            error=outcome.error,
+            size=len(delivery.body),
+        )
+
+    async def _execute(self, request: Request) -> Outcome:
+        """Carry out one valid request. Raises ChannelClosed if it must be retried."""
+        if request.type is RequestType.PRINT:
+            await self.socket.send_chunked(
+                request.body, self.settings.ws_send_chunk_size
+            )
+            return self._outcome(request, JobStatus.DELIVERED)
+        loop = asyncio.get_running_loop()
+        self._answer = loop.create_future()
+        protocol = self.socket.protocol
+        try:
+            if request.type is RequestType.QUERY:
+                assert request.response is not None
+                protocol.send_query(
+                    request.body, request.response.kind, request.response.frames
+                )
+                if request.response.kind == "idle":
+                    self._restart_idle_timer()
+            else:
+                assert request.sgd is not None
+                protocol.send_sgd(request.sgd)
+            await self.socket.flush()
+            try:
+                async with asyncio.timeout(request.timeout):
+                    answer = await self._answer
+            except TimeoutError:
+                return await self._timed_out(request)
+        finally:
+            self._answer = None
+            if self._idle is not None:
+                self._idle.cancel()
+                self._idle = None
+        if request.type is RequestType.QUERY:
+            return self._outcome(request, JobStatus.OK, body=answer)
+        return self._outcome(
+            request,
+            JobStatus.OK,
+            body=json.dumps(answer, separators=(",", ":")).encode(),
+        )
+
+    async def _timed_out(self, request: Request) -> Outcome:
+        protocol = self.socket.protocol
+        if request.type is RequestType.QUERY:
+            partial = protocol.finish_query()
+            if (
+                partial
+                and request.response is not None
+                and request.response.kind == "idle"
+            ):
+                return self._outcome(request, JobStatus.OK, body=partial)
+            error = (
+                f"the printer did not complete its answer within {request.timeout:g} s "
+                f"({len(partial)} bytes received)"
+            )
+            return self._outcome(request, JobStatus.TIMEOUT, error=error)
+        protocol.abandon_sgd()
+        # A late reply would pair with the next request: start over on a new socket.
+        await self.socket.close(CloseCode.GOING_AWAY, "no SGD reply in time")
+        return self._outcome(
+            request,
+            JobStatus.TIMEOUT,
+            error=f"the printer did not answer the SGD request within {request.timeout:g} s",
+        )
+
+    def _outcome(
+        self,
+        request: Request,
+        status: JobStatus,
+        *,
+        body: bytes = b"",
+        error: str | None = None,
+    ) -> Outcome:
+        return Outcome(
+            job_id=request.job_id,
+            printer_serial=self.printer_serial,
+            status=status,
+            correlation_id=request.correlation_id,
+            error=error,
+            body=body,
+        )
+
+
+async def handle_dead_letter(bus: Bus, delivery: Delivery) -> None:
+    """Turn a dead-lettered request into its outcome (``expired`` or ``failed``)."""
+    parsed = bus.topology.parse_request_key(delivery.routing_key)
+    reason = _death_reason(delivery.headers)
+    if parsed is None:
+        log.warning(
+            "deadletter.unknown", routing_key=delivery.routing_key, reason=reason
+        )
+        await delivery.ack()
+        return
+    serial, _channel = parsed
+    if reason == "expired":
+        status = JobStatus.EXPIRED
+        error = "the job's lifetime ran out before it could be sent to the printer"
+    else:
+        status = JobStatus.FAILED
+        error = f"RabbitMQ dead-lettered the request ({reason})"
+    outcome = Outcome(
+        job_id=delivery.message_id or new_job_id(),
+        printer_serial=serial,
+        status=status,
+        correlation_id=delivery.correlation_id,
+        error=error,
+    )
+    try:
+        kind = RequestType(delivery.message_type) if delivery.message_type else None
+    except ValueError:
+        kind = None
+    try:
+        await bus.publish_outcome(outcome, delivery.reply_to, kind)
+    except BrokerUnavailable as exc:
+        log.warning("deadletter.outcome_unpublished", error=str(exc))
+        return
+    await delivery.ack()
+    log.info(
+        "job.finished",
+        printer_serial=serial,
+        job_id=outcome.job_id,
+        status=status.value,
+        error=error,
+    )
+
+
+def _death_reason(headers: dict[str, Any]) -> str:
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        reason = deaths[0].get("reason")
+        if isinstance(reason, bytes):
+            return reason.decode()
+        if isinstance(reason, str):
+            return reason
+    return "unknown"

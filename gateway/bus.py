@@ -1,0 +1,533 @@
+"""The gateway's RabbitMQ side: the only module in ``gateway/`` that imports aio-pika.
+
+Layout, chosen so one replica can hold thousands of printers:
+
+- one AMQP connection per replica, named ``zebra-gateway <replica>`` in the
+  management UI;
+- ``amqp_channels`` channels shared by every printer consumer (never a channel per
+  printer), each with ``prefetch_count=1`` per consumer, so a printer channel takes
+  one request at a time, in order;
+- a separate pool of channels for declarations and bindings, so declares run side by
+  side instead of queueing behind each other (a durable declare costs ~3 ms), and a
+  declare that RabbitMQ refuses closes a declare channel, never a consumer's;
+- one channel with publisher confirms for outcomes, events and control messages.
+
+If the connection is lost the bus reports it (``on_connection_lost``) and reconnects
+with back-off; the server closes its printer sockets so that printers reconnect and
+everything is declared afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    DeliveryMode,
+    ExchangeType,
+)
+
+from broker.errors import BrokerUnavailable
+from broker.schemas import OUTCOME_TYPE, JobEvent, Outcome, RequestType, encode_event
+from broker.topology import Channel, QueueSpec, Topology
+from gateway.settings import GatewaySettings
+
+log = structlog.get_logger(__name__)
+
+CONTROL_TYPE = "zebra.control"
+PRESENCE_QUERY_TYPE = "zebra.presence.query"
+PRESENCE_REPLY_TYPE = "zebra.presence.reply"
+#: Declarations run on this many channels side by side.
+DECLARE_CHANNELS = 8
+
+
+@dataclass
+class Delivery:
+    """One message taken from a queue, without aio-pika types."""
+
+    body: bytes
+    routing_key: str
+    exchange: str
+    message_type: str | None
+    headers: dict[str, Any]
+    message_id: str | None
+    reply_to: str | None
+    correlation_id: str | None
+    redelivered: bool
+    _message: AbstractIncomingMessage | None = field(default=None, repr=False)
+
+    async def ack(self) -> None:
+        """Acknowledge the message; a lost channel means RabbitMQ requeues it."""
+        if self._message is not None:
+            try:
+                await self._message.ack()
+            except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
+                log.warning("amqp.ack_failed", error=str(exc))
+
+    async def nack(self, *, requeue: bool = True) -> None:
+        """Return the message to its queue (or drop it with ``requeue=False``)."""
+        if self._message is not None:
+            try:
+                await self._message.nack(requeue=requeue)
+            except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
+                log.warning("amqp.nack_failed", error=str(exc))
+
+
+def _delivery(message: AbstractIncomingMessage) -> Delivery:
+    return Delivery(
+        body=message.body,
+        routing_key=message.routing_key or "",
+        exchange=message.exchange or "",
+        message_type=message.type,
+        headers=dict(message.headers or {}),
+        message_id=message.message_id,
+        reply_to=message.reply_to,
+        correlation_id=message.correlation_id,
+        redelivered=bool(message.redelivered),
+        _message=message if not message.no_ack else None,
+    )
+
+
+class Consumer:
+    """Deliveries of one queue, taken in our own task with :meth:`get`.
+
+    ``get`` raises :class:`BrokerUnavailable` once the consumer is cancelled or its
+    channel is gone.
+    """
+
+    def __init__(self, queue_name: str) -> None:
+        self.queue_name = queue_name
+        self.tag: str | None = None
+        self._queue: AbstractQueue | None = None
+        self._buffer: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self._closed = False
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        if self._closed:
+            await message.nack(requeue=True)
+            return
+        self._buffer.put_nowait(_delivery(message))
+
+    def _mark_closed(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._buffer.put_nowait(None)
+
+    async def get(self) -> Delivery:
+        """Wait for the next delivery."""
+        item = await self._buffer.get()
+        if item is None:
+            self._buffer.put_nowait(None)
+            raise BrokerUnavailable(f"consumer of {self.queue_name} is closed")
+        return item
+
+    async def cancel(self) -> None:
+        """Stop consuming and requeue anything received but not yet taken."""
+        was_closed = self._closed
+        self._mark_closed()
+        if not was_closed and self._queue is not None and self.tag is not None:
+            try:
+                await self._queue.cancel(self.tag)
+            except (aiormq.exceptions.AMQPError, RuntimeError, ConnectionError):
+                pass  # the channel is gone: RabbitMQ requeued everything already
+        while not self._buffer.empty():
+            item = self._buffer.get_nowait()
+            if item is not None:
+                await item.nack(requeue=True)
+        self._buffer.put_nowait(None)
+
+
+class Bus:
+    """One replica's AMQP connection and everything that goes through it."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.topology: Topology = settings.topology
+        self.replica = settings.replica
+        self.control_queue_name = self.topology.control_queue(self.replica)
+        self._connection: AbstractConnection | None = None
+        self._publish_channel: AbstractChannel | None = None
+        self._consume_channels: list[AbstractChannel] = []
+        self._declare_channels: list[AbstractChannel | None] = []
+        self._declare_locks: list[asyncio.Lock] = []
+        self._declare_turn = itertools.count()
+        self._exchanges: dict[str, AbstractExchange] = {}
+        self._control_queue: AbstractQueue | None = None
+        self._consumers: dict[int, set[Consumer]] = {}
+        self._on_control: Callable[[Delivery], Awaitable[None]] | None = None
+        self._on_dead_letter: Callable[[Delivery], Awaitable[None]] | None = None
+        self._on_connection_lost: Callable[[], None] | None = None
+        self.is_ready = asyncio.Event()
+        self._closing = False
+        self._reconnect_task: asyncio.Task[None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------
+
+    async def start(
+        self,
+        *,
+        on_control: Callable[[Delivery], Awaitable[None]],
+        on_dead_letter: Callable[[Delivery], Awaitable[None]],
+        on_connection_lost: Callable[[], None],
+    ) -> None:
+        """Connect, declare the shared topology and start the replica's consumers.
+
+        Raises:
+            BrokerUnavailable: RabbitMQ cannot be reached.
+        """
+        self._on_control = on_control
+        self._on_dead_letter = on_dead_letter
+        self._on_connection_lost = on_connection_lost
+        await self._connect()
+
+    async def _connect(self) -> None:
+        url = self.settings.amqp_url.get_secret_value()
+        try:
+            connection = await aio_pika.connect(
+                url,
+                client_properties={"connection_name": f"zebra-gateway {self.replica}"},
+            )
+        except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
+            raise BrokerUnavailable(
+                f"cannot reach RabbitMQ at {self.settings.amqp_url_for_logs}: {exc}"
+            ) from exc
+        self._connection = connection
+        try:
+            await self._open_channels(connection)
+            await self._declare_shared()
+        except aiormq.exceptions.AMQPError as exc:
+            await connection.close()
+            raise BrokerUnavailable(
+                f"RabbitMQ refused the gateway's setup: {exc}"
+            ) from exc
+        connection.close_callbacks.add(self._connection_closed)
+        self.is_ready.set()
+        log.info(
+            "amqp.connected", url=self.settings.amqp_url_for_logs, replica=self.replica
+        )
+
+    async def _open_channels(self, connection: AbstractConnection) -> None:
+        self._publish_channel = await connection.channel(publisher_confirms=True)
+        self._consume_channels = []
+        self._consumers = {}
+        for index in range(self.settings.amqp_channels):
+            channel = await connection.channel(publisher_confirms=False)
+            await channel.set_qos(prefetch_count=1)
+            channel.close_callbacks.add(self._consume_channel_closed(index))
+            self._consume_channels.append(channel)
+            self._consumers[index] = set()
+        self._declare_channels = [None] * DECLARE_CHANNELS
+        self._declare_locks = [asyncio.Lock() for _ in range(DECLARE_CHANNELS)]
+
+    def _consume_channel_closed(self, index: int) -> Callable[..., None]:
+        def closed(*_args: Any) -> None:
+            for consumer in self._consumers.get(index, ()):
+                consumer._mark_closed()
+
+        return closed
+
+    async def _declare_shared(self) -> None:
+        assert self._publish_channel is not None
+        topo = self.topology
+        channel = self._publish_channel
+        kinds = {
+            topo.requests_exchange: ExchangeType.DIRECT,
+            topo.events_exchange: ExchangeType.TOPIC,
+            topo.dead_letter_exchange: ExchangeType.FANOUT,
+            topo.control_exchange: ExchangeType.DIRECT,
+            topo.presence_exchange: ExchangeType.FANOUT,
+        }
+        for name, kind in kinds.items():
+            self._exchanges[name] = await channel.declare_exchange(
+                name, kind, durable=True
+            )
+        consume = self._consume_channels[0]
+        dead = await consume.declare_queue(topo.dead_letter_queue, durable=True)
+        await dead.bind(topo.dead_letter_exchange, routing_key="")
+        await dead.consume(self._dead_letter_received)
+        replicas = await consume.declare_queue(topo.replicas_queue, durable=True)
+        await replicas.consume(self._ignore, no_ack=True, consumer_tag=self.replica)
+        control = await consume.declare_queue(
+            self.control_queue_name, exclusive=True, auto_delete=True
+        )
+        await control.bind(topo.presence_exchange, routing_key="")
+        await control.consume(self._control_received, no_ack=True)
+        self._control_queue = control
+
+    async def _ignore(self, _message: AbstractIncomingMessage) -> None:
+        """Nothing is ever published to the replicas queue; consuming it counts us."""
+
+    async def _control_received(self, message: AbstractIncomingMessage) -> None:
+        if self._on_control is not None:
+            await self._on_control(_delivery(message))
+
+    async def _dead_letter_received(self, message: AbstractIncomingMessage) -> None:
+        delivery = _delivery(message)
+        if self._on_dead_letter is not None:
+            await self._on_dead_letter(delivery)
+
+    def _connection_closed(
+        self, _sender: Any, exc: BaseException | None = None
+    ) -> None:
+        self.is_ready.clear()
+        for consumers in self._consumers.values():
+            for consumer in consumers:
+                consumer._mark_closed()
+        if self._closing:
+            return
+        log.error("amqp.connection_lost", error=str(exc) if exc else None)
+        if self._on_connection_lost is not None:
+            self._on_connection_lost()
+        self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
+
+    async def _reconnect(self) -> None:
+        delay = 0.5
+        while not self._closing:
+            # A retry delay between attempts, not synchronisation: nothing signals
+            # that RabbitMQ is back except a successful connect.
+            await asyncio.sleep(delay)
+            try:
+                await self._connect()
+            except BrokerUnavailable as exc:
+                log.warning("amqp.reconnect_failed", error=str(exc), retry_in=delay)
+                delay = min(delay * 2, 15.0)
+            else:
+                log.info("amqp.reconnected")
+                return
+
+    async def close(self) -> None:
+        """Close the connection (RabbitMQ requeues every unacked delivery)."""
+        self._closing = True
+        self.is_ready.clear()
+        if self._reconnect_task is not None:
+            self._reconnect_task.cancel()
+        if self._connection is not None and not self._connection.is_closed:
+            await self._connection.close()
+
+    # -- declarations ----------------------------------------------------------
+
+    async def _on_declare_channel(
+        self, operation: Callable[[AbstractChannel], Awaitable[Any]]
+    ) -> Any:
+        """Run ``operation`` on the next declare channel, reopening it if needed."""
+        if self._connection is None or self._connection.is_closed:
+            raise BrokerUnavailable("no connection to RabbitMQ")
+        index = next(self._declare_turn) % DECLARE_CHANNELS
+        async with self._declare_locks[index]:
+            channel = self._declare_channels[index]
+            if channel is None or channel.is_closed:
+                channel = await self._connection.channel(publisher_confirms=False)
+                self._declare_channels[index] = channel
+            try:
+                return await operation(channel)
+            except aiormq.exceptions.ChannelClosed:
+                self._declare_channels[index] = None
+                raise
+            except aiormq.exceptions.AMQPError as exc:
+                raise BrokerUnavailable(f"RabbitMQ error: {exc}") from exc
+
+    async def declare_printer_queue(self, spec: QueueSpec, routing_key: str) -> int:
+        """Declare a printer queue and its binding; return its message count.
+
+        A queue that already exists with other arguments (provisioned with other
+        settings) is used as it is, with a warning.
+        """
+
+        async def declare(channel: AbstractChannel) -> int:
+            queue = await channel.declare_queue(
+                spec.name, durable=spec.durable, arguments=spec.arguments
+            )
+            await queue.bind(self.topology.requests_exchange, routing_key=routing_key)
+            return queue.declaration_result.message_count or 0
+
+        try:
+            count: int = await self._on_declare_channel(declare)
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            log.warning("amqp.queue_arguments_differ", queue=spec.name, error=str(exc))
+            return await self.queue_message_count(spec.name)
+        return count
+
+    async def queue_message_count(self, queue_name: str) -> int:
+        """Return how many messages wait in a queue (0 if it does not exist)."""
+
+        async def passive(channel: AbstractChannel) -> int:
+            queue = await channel.declare_queue(queue_name, passive=True)
+            return queue.declaration_result.message_count or 0
+
+        try:
+            count: int = await self._on_declare_channel(passive)
+        except aiormq.exceptions.ChannelNotFoundEntity:
+            return 0
+        return count
+
+    async def bind_control(self, routing_key: str, *, wakeup: bool = False) -> None:
+        """Route control messages for ``routing_key`` to this replica.
+
+        With ``wakeup``, bind to the requests exchange instead (a copy of every SGD
+        request tells the replica holding the main socket to open a config channel).
+        """
+        exchange = (
+            self.topology.requests_exchange
+            if wakeup
+            else self.topology.control_exchange
+        )
+
+        async def bind(channel: AbstractChannel) -> None:
+            queue = await channel.get_queue(self.control_queue_name, ensure=False)
+            await queue.bind(exchange, routing_key=routing_key)
+
+        await self._on_declare_channel(bind)
+
+    async def unbind_control(self, routing_key: str, *, wakeup: bool = False) -> None:
+        """Undo :meth:`bind_control`."""
+        exchange = (
+            self.topology.requests_exchange
+            if wakeup
+            else self.topology.control_exchange
+        )
+
+        async def unbind(channel: AbstractChannel) -> None:
+            queue = await channel.get_queue(self.control_queue_name, ensure=False)
+            await queue.unbind(exchange, routing_key=routing_key)
+
+        await self._on_declare_channel(unbind)
+
+    # -- consuming -------------------------------------------------------------
+
+    async def consume(self, queue_name: str, *, consumer_tag: str) -> Consumer:
+        """Start consuming a printer queue on one of the shared channels."""
+        if not self._consume_channels or not self.is_ready.is_set():
+            raise BrokerUnavailable("no connection to RabbitMQ")
+        index = hash(queue_name) % len(self._consume_channels)
+        channel = self._consume_channels[index]
+        consumer = Consumer(queue_name)
+        try:
+            queue = await channel.get_queue(queue_name, ensure=False)
+            consumer._queue = queue
+            consumer.tag = await queue.consume(
+                consumer._on_message, consumer_tag=f"{consumer_tag} {id(consumer):x}"
+            )
+        except aiormq.exceptions.AMQPError as exc:
+            raise BrokerUnavailable(f"cannot consume {queue_name}: {exc}") from exc
+        self._consumers[index].add(consumer)
+        return consumer
+
+    def forget(self, consumer: Consumer) -> None:
+        for consumers in self._consumers.values():
+            consumers.discard(consumer)
+
+    # -- publishing ------------------------------------------------------------
+
+    async def _publish(
+        self, exchange: str, routing_key: str, message: aio_pika.Message
+    ) -> None:
+        if self._publish_channel is None or self._publish_channel.is_closed:
+            raise BrokerUnavailable("no connection to RabbitMQ")
+        try:
+            if exchange:
+                target = self._exchanges.get(exchange)
+                if target is None:
+                    target = await self._publish_channel.get_exchange(
+                        exchange, ensure=False
+                    )
+            else:
+                target = self._publish_channel.default_exchange
+            # Never mandatory: a reply to direct reply-to with mandatory set comes
+            # back as unroutable on RabbitMQ 3.10 (rabbitmq-server #6124).
+            await target.publish(message, routing_key=routing_key, mandatory=False)
+        except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
+            raise BrokerUnavailable(
+                f"publish to {exchange or 'reply'} failed: {exc}"
+            ) from exc
+
+    async def publish_event(self, routing_key: str, event: Any) -> None:
+        """Publish an event (a model from ``broker.schemas``) to the events exchange."""
+        await self._publish(
+            self.topology.events_exchange,
+            routing_key,
+            aio_pika.Message(
+                encode_event(event),
+                content_type="application/json",
+                type=f"zebra.event.{event.event}",
+                delivery_mode=DeliveryMode.PERSISTENT,
+            ),
+        )
+
+    async def publish_reply(
+        self,
+        reply_to: str,
+        body: bytes,
+        *,
+        message_type: str,
+        correlation_id: str | None,
+        headers: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+    ) -> None:
+        """Publish a reply through the default exchange to ``reply_to``."""
+        await self._publish(
+            "",
+            reply_to,
+            aio_pika.Message(
+                body,
+                type=message_type,
+                correlation_id=correlation_id,
+                headers=dict(headers or {}),
+                content_type=content_type,
+            ),
+        )
+
+    async def publish_outcome(
+        self,
+        outcome: Outcome,
+        reply_to: str | None,
+        request_type: RequestType | None = None,
+    ) -> None:
+        """Send an outcome to its producer (if it asked) and as a job event."""
+        if reply_to:
+            await self.publish_reply(
+                reply_to,
+                outcome.body,
+                message_type=OUTCOME_TYPE,
+                correlation_id=outcome.correlation_id,
+                headers=outcome.to_headers(),
+            )
+        await self.publish_event(
+            self.topology.job_key(outcome.printer_serial, outcome.status.value),
+            JobEvent(
+                printer=outcome.printer_serial,
+                replica=self.replica,
+                job_id=outcome.job_id,
+                correlation_id=outcome.correlation_id,
+                status=outcome.status,
+                error=outcome.error,
+                type=request_type,
+            ),
+        )
+
+    async def publish_control(self, routing_key: str, body: bytes) -> None:
+        """Send an internal control message to the replicas bound to ``routing_key``."""
+        await self._publish(
+            self.topology.control_exchange,
+            routing_key,
+            aio_pika.Message(body, type=CONTROL_TYPE, content_type="application/json"),
+        )
+
+    def printer_routing(
+        self, printer_serial: str, channel: Channel
+    ) -> tuple[QueueSpec, str]:
+        """Return the queue spec and routing key of one printer channel."""
+        return (
+            self.topology.printer_queue_spec(printer_serial, channel),
+            self.topology.request_key(printer_serial, channel),
+        )

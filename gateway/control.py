@@ -1,0 +1,47 @@
+"""Internal control messages between gateway replicas (not part of the public contract).
+
+They travel on the ``<ns>.control`` direct exchange with the printer serial as routing
+key, and reach every replica that holds one of that printer's sockets. They are hints
+about state elsewhere, sent without persistence and consumed without acks: losing one
+costs a delay (a channel reopened at the next request), never a label.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from enum import StrEnum
+
+
+class ControlOp(StrEnum):
+    #: A raw or config socket of the printer was identified on some replica.
+    CHANNEL_OPENED = "channel_opened"
+    #: ... and closed again.
+    CHANNEL_CLOSED = "channel_closed"
+    #: A new main socket was identified: older sockets of the printer must close.
+    MAIN_CLAIMED = "main_claimed"
+
+
+@dataclass(frozen=True)
+class ControlMessage:
+    op: ControlOp
+    printer_serial: str
+    replica: str
+    socket_id: str
+    #: Wall-clock time (epoch seconds) the socket was identified.
+    since: float
+    kind: str | None = None
+    close_code: int | None = None
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, body: bytes) -> ControlMessage:
+        """Parse a control message; raise ``ValueError`` if it is not one."""
+        try:
+            data = json.loads(body)
+            data["op"] = ControlOp(data["op"])
+            return cls(**data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"malformed control message: {exc}") from exc

@@ -1,0 +1,323 @@
+"""The main channel of one printer on this replica.
+
+On identification it claims the printer (older sockets anywhere close with 1001),
+declares the printer's queues, publishes ``online``, asks the printer for its raw
+channel and configures alerts. It then keeps the printer's secondary channels open
+where they are needed, wherever they land:
+
+- raw: always; asked again whenever the printer's raw sockets are all gone;
+- config: on demand, when an SGD request is waiting (a copy of every SGD request
+  reaches the replica that holds the main socket), and again when the printer closes
+  it (code 1000 after a reply, a known firmware behaviour) while requests remain.
+
+It learns where channels open and close from control messages, so it works the same
+whether those sockets are on this replica or another one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import structlog
+
+from broker.errors import BrokerUnavailable, ChannelClosed
+from broker.schemas import PrinterAlert, PrinterOffline, PrinterOnline, PrinterPresence
+from broker.topology import Channel
+from gateway.control import ControlMessage, ControlOp
+from gateway.socket import PrinterSocket
+from gateway.weblink import ChannelKind, CloseCode, Discovery
+from gateway.weblink.events import (
+    AlertReceived,
+    Event,
+    ProtocolViolation,
+    UnsolicitedMessage,
+)
+
+if TYPE_CHECKING:
+    from gateway.bus import Bus
+    from gateway.registry import Registry
+    from gateway.settings import GatewaySettings
+
+log = structlog.get_logger(__name__)
+
+#: Longest wait between attempts to get a channel the printer does not open.
+MAX_REOPEN_DELAY = 300.0
+
+
+class ChannelTracker:
+    """What the main session knows about one kind of secondary channel.
+
+    ``open_sockets`` holds the ids of that kind's sockets known to be open anywhere;
+    ``opening`` is set between sending ``open`` and hearing that a socket opened.
+    """
+
+    def __init__(self, kind: ChannelKind) -> None:
+        self.kind = kind
+        self.open_sockets: set[str] = set()
+        self.opening: asyncio.TimerHandle | None = None
+        self.retry: asyncio.TimerHandle | None = None
+        self.failures = 0
+
+    @property
+    def is_open(self) -> bool:
+        return bool(self.open_sockets)
+
+    def cancel_timers(self) -> None:
+        for handle in (self.opening, self.retry):
+            if handle is not None:
+                handle.cancel()
+        self.opening = self.retry = None
+
+    @property
+    def next_delay(self) -> float:
+        return min(MAX_REOPEN_DELAY, 2.0 ** min(self.failures, 10))
+
+
+class MainSession:
+    """One printer's main socket on this replica."""
+
+    def __init__(
+        self,
+        socket: PrinterSocket,
+        *,
+        bus: Bus,
+        registry: Registry,
+        settings: GatewaySettings,
+    ) -> None:
+        self.socket = socket
+        self.bus = bus
+        self.registry = registry
+        self.settings = settings
+        self.printer_serial = socket.printer_serial
+        self.discovery: Discovery | None = socket.protocol.discovery
+        self.since = datetime.now(UTC)
+        self.trackers = {
+            ChannelKind.RAW: ChannelTracker(ChannelKind.RAW),
+            ChannelKind.CONFIG: ChannelTracker(ChannelKind.CONFIG),
+        }
+        self._actions: asyncio.Queue[ChannelKind | None] = asyncio.Queue()
+        self.log = log.bind(printer_serial=self.printer_serial, channel="main")
+
+    @property
+    def socket_id(self) -> str:
+        return self.socket.id
+
+    @property
+    def identified_at(self) -> float:
+        return self.socket.identified_at
+
+    async def close(self, code: CloseCode, reason: str) -> None:
+        await self.socket.close(code, reason)
+
+    def presence(self) -> PrinterPresence:
+        d = self.discovery
+        return PrinterPresence(
+            printer=self.printer_serial,
+            replica=self.bus.replica,
+            since=self.since,
+            model=d.product_name if d else None,
+            firmware=d.firmware if d else None,
+            system_name=d.system_name if d else None,
+            ip=d.ip if d else None,
+            mac=d.mac if d else None,
+        )
+
+    # -- life ------------------------------------------------------------------
+
+    async def run(self, first_events: list[Event]) -> None:
+        """Serve the main socket until it closes."""
+        serial = self.printer_serial
+        await self.registry.acquire(serial, self)
+        try:
+            await self.registry.add_main(self)
+            try:
+                await self._start()
+                async with asyncio.TaskGroup() as group:
+                    actions = group.create_task(self._act())
+                    await self._handle(first_events)
+                    async for events in self.socket.events():
+                        await self._handle(events)
+                    actions.cancel()
+            finally:
+                for tracker in self.trackers.values():
+                    tracker.cancel_timers()
+                await self.registry.remove_main(self)
+                await self._publish_offline()
+        finally:
+            await self.registry.release(serial, self)
+
+    async def _start(self) -> None:
+        serial = self.printer_serial
+        claim = ControlMessage(
+            op=ControlOp.MAIN_CLAIMED,
+            printer_serial=serial,
+            replica=self.bus.replica,
+            socket_id=self.socket.id,
+            since=self.socket.identified_at,
+        )
+        raw_spec, raw_key = self.bus.printer_routing(serial, Channel.RAW)
+        config_spec, config_key = self.bus.printer_routing(serial, Channel.CONFIG)
+        _, _, config_waiting = await asyncio.gather(
+            self.bus.publish_control(serial, claim.encode()),
+            self.bus.declare_printer_queue(raw_spec, raw_key),
+            self.bus.declare_printer_queue(config_spec, config_key),
+        )
+        d = self.discovery
+        await self.bus.publish_event(
+            self.bus.topology.online_key(serial),
+            PrinterOnline(
+                printer=serial,
+                replica=self.bus.replica,
+                model=d.product_name if d else None,
+                firmware=d.firmware if d else None,
+                system_name=d.system_name if d else None,
+                ip=d.ip if d else None,
+                mac=d.mac if d else None,
+                since=self.since,
+            ),
+        )
+        self.log.info(
+            "printer.online",
+            model=d.product_name if d else None,
+            firmware=d.firmware if d else None,
+            address=self.socket.transport.remote_address,
+        )
+        self._request(ChannelKind.RAW)
+        self.socket.protocol.configure_alerts()
+        if config_waiting:
+            self._request(ChannelKind.CONFIG)
+        await self.socket.flush()
+
+    async def _publish_offline(self) -> None:
+        code = self.socket.transport.close_code
+        self.log.info("printer.offline", close_code=code)
+        try:
+            await self.bus.publish_event(
+                self.bus.topology.offline_key(self.printer_serial),
+                PrinterOffline(
+                    printer=self.printer_serial,
+                    replica=self.bus.replica,
+                    close_code=code,
+                    close_reason=self.socket.protocol.close_reason,
+                ),
+            )
+        except BrokerUnavailable as exc:
+            self.log.warning("event.publish_failed", event="offline", error=str(exc))
+
+    async def _handle(self, events: list[Event]) -> None:
+        for event in events:
+            if isinstance(event, AlertReceived):
+                await publish_alert(self.bus, self.printer_serial, event)
+            elif isinstance(event, ProtocolViolation):
+                self.log.warning(
+                    "channel.protocol_violation",
+                    reason=event.reason,
+                    close_code=int(event.close_code),
+                )
+                await self.socket.close(event.close_code, event.reason)
+            elif isinstance(event, UnsolicitedMessage):
+                self.log.debug("channel.unsolicited", value=str(event.value)[:200])
+
+    # -- secondary channels ------------------------------------------------------
+
+    def on_config_request(self) -> None:
+        """An SGD request was published for this printer."""
+        if not self.trackers[ChannelKind.CONFIG].is_open:
+            self._actions.put_nowait(ChannelKind.CONFIG)
+
+    def on_channel_notice(self, message: ControlMessage) -> None:
+        """A secondary socket of this printer opened or closed somewhere."""
+        try:
+            kind = ChannelKind(message.kind)
+        except ValueError:
+            return
+        tracker = self.trackers.get(kind)
+        if tracker is None:
+            return
+        if message.op is ControlOp.CHANNEL_OPENED:
+            if message.since < self.socket.identified_at - 1.0:
+                # A socket of an older main generation: it is being closed.
+                return
+            tracker.open_sockets.add(message.socket_id)
+            tracker.failures = 0
+            tracker.cancel_timers()
+        elif message.op is ControlOp.CHANNEL_CLOSED:
+            if message.socket_id not in tracker.open_sockets:
+                return
+            tracker.open_sockets.discard(message.socket_id)
+            if not tracker.is_open:
+                self._actions.put_nowait(kind)
+
+    async def _act(self) -> None:
+        """Carry out channel requests one at a time (the only writer besides _start)."""
+        while True:
+            kind = await self._actions.get()
+            if kind is None:
+                return
+            tracker = self.trackers[kind]
+            if tracker.is_open or tracker.opening is not None:
+                continue
+            if kind is ChannelKind.CONFIG:
+                queue = self.bus.topology.printer_queue(
+                    self.printer_serial, Channel.CONFIG
+                )
+                try:
+                    if not await self.bus.queue_message_count(queue):
+                        continue
+                except BrokerUnavailable:
+                    continue
+            self._request(kind)
+            try:
+                await self.socket.flush()
+            except ChannelClosed:
+                return
+
+    def _request(self, kind: ChannelKind) -> None:
+        """Ask the printer to open a channel, with a deadline for it to appear."""
+        tracker = self.trackers[kind]
+        if tracker.retry is not None:
+            tracker.retry.cancel()
+            tracker.retry = None
+        self.socket.protocol.request_channel(kind)
+        loop = asyncio.get_running_loop()
+        tracker.opening = loop.call_later(
+            self.settings.channel_open_timeout, self._open_timed_out, tracker
+        )
+        self.log.debug("channel.requested", kind=kind.value)
+
+    def _open_timed_out(self, tracker: ChannelTracker) -> None:
+        tracker.opening = None
+        tracker.failures += 1
+        delay = tracker.next_delay
+        self.log.warning(
+            "channel.open_timeout",
+            kind=tracker.kind.value,
+            failures=tracker.failures,
+            retry_in=delay,
+        )
+        tracker.retry = asyncio.get_running_loop().call_later(
+            delay, self._actions.put_nowait, tracker.kind
+        )
+
+
+async def publish_alert(bus: Bus, printer_serial: str, event: AlertReceived) -> None:
+    """Publish a printer alert as ``printer.<serial>.alert.<condition>``."""
+    alert = event.alert
+    try:
+        await bus.publish_event(
+            bus.topology.alert_key(printer_serial, alert.condition),
+            PrinterAlert(
+                printer=printer_serial,
+                replica=bus.replica,
+                condition=alert.condition,
+                condition_name=alert.condition_name,
+                state="clear" if alert.state == "clear" else "set",
+                setting_name=alert.setting_name,
+                setting_value=alert.setting_value,
+                printer_time=alert.printer_time,
+            ),
+        )
+    except BrokerUnavailable as exc:
+        log.warning("event.publish_failed", event="alert", error=str(exc))

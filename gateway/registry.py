@@ -1,0 +1,208 @@
+"""This replica's printer sockets, by serial, and the routing of control messages.
+
+A printer's sockets may be spread over several replicas, so the registry only knows
+what *this* replica holds. While it holds any socket of a printer, its control queue
+is bound with that printer's serial; while it holds the printer's main socket, it is
+also bound to the printer's config requests (a copy of each SGD request is the signal
+to open a config channel).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Coroutine, Iterable
+from typing import TYPE_CHECKING, Any, Protocol
+
+import structlog
+
+from broker.errors import BrokerUnavailable
+from broker.schemas import PresenceReply, PrinterPresence
+from broker.topology import Channel
+from gateway.bus import PRESENCE_QUERY_TYPE, PRESENCE_REPLY_TYPE, Bus, Delivery
+from gateway.control import ControlMessage, ControlOp
+from gateway.weblink import CloseCode
+
+if TYPE_CHECKING:
+    from gateway.main_channel import MainSession
+
+log = structlog.get_logger(__name__)
+
+
+class Session(Protocol):
+    """Anything that holds one printer socket on this replica."""
+
+    @property
+    def socket_id(self) -> str: ...
+
+    @property
+    def identified_at(self) -> float: ...
+
+    async def close(self, code: CloseCode, reason: str) -> None: ...
+
+
+class Registry:
+    """Sessions on this replica, keyed by printer serial."""
+
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self._sessions: dict[str, set[Session]] = {}
+        self._mains: dict[str, list[MainSession]] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- membership ------------------------------------------------------------
+
+    def _lock(self, printer_serial: str) -> asyncio.Lock:
+        return self._locks.setdefault(printer_serial, asyncio.Lock())
+
+    async def acquire(self, printer_serial: str, session: Session) -> None:
+        """Add a session; bind the control queue for its printer if it is the first."""
+        async with self._lock(printer_serial):
+            sessions = self._sessions.setdefault(printer_serial, set())
+            first = not sessions
+            sessions.add(session)
+            if first:
+                try:
+                    await self.bus.bind_control(printer_serial)
+                except BaseException:
+                    sessions.discard(session)
+                    if not sessions:
+                        del self._sessions[printer_serial]
+                    raise
+
+    async def release(self, printer_serial: str, session: Session) -> None:
+        """Remove a session; unbind the printer's control key if it was the last."""
+        async with self._lock(printer_serial):
+            sessions = self._sessions.get(printer_serial)
+            if sessions is None or session not in sessions:
+                return
+            sessions.discard(session)
+            if sessions:
+                return
+            del self._sessions[printer_serial]
+            try:
+                await self.bus.unbind_control(printer_serial)
+            except BrokerUnavailable:
+                pass  # the connection is gone, and the binding with it
+        if (
+            printer_serial not in self._sessions
+            and not self._lock(printer_serial).locked()
+        ):
+            self._locks.pop(printer_serial, None)
+
+    async def add_main(self, main: MainSession) -> None:
+        """Register a main session (after :meth:`acquire`) and listen for SGD requests."""
+        serial = main.printer_serial
+        mains = self._mains.setdefault(serial, [])
+        mains.append(main)
+        if len(mains) == 1:
+            await self.bus.bind_control(
+                self.bus.topology.request_key(serial, Channel.CONFIG), wakeup=True
+            )
+
+    async def remove_main(self, main: MainSession) -> None:
+        serial = main.printer_serial
+        mains = self._mains.get(serial, [])
+        if main not in mains:
+            return
+        mains.remove(main)
+        if not mains:
+            del self._mains[serial]
+            with contextlib.suppress(BrokerUnavailable):
+                await self.bus.unbind_control(
+                    self.bus.topology.request_key(serial, Channel.CONFIG), wakeup=True
+                )
+
+    def main_for(self, printer_serial: str) -> MainSession | None:
+        """The newest main session of a printer on this replica."""
+        mains = self._mains.get(printer_serial)
+        return mains[-1] if mains else None
+
+    @property
+    def mains(self) -> Iterable[MainSession]:
+        return [mains[-1] for mains in self._mains.values() if mains]
+
+    def all_sessions(self) -> list[Session]:
+        return [s for sessions in self._sessions.values() for s in sessions]
+
+    @property
+    def printer_count(self) -> int:
+        return len(self._mains)
+
+    # -- control messages --------------------------------------------------------
+
+    async def handle_control(self, delivery: Delivery) -> None:
+        """Route one message from this replica's control queue."""
+        if delivery.message_type == PRESENCE_QUERY_TYPE:
+            await self._answer_presence(delivery)
+            return
+        if delivery.exchange == self.bus.topology.requests_exchange:
+            parsed = self.bus.topology.parse_request_key(delivery.routing_key)
+            main = self.main_for(parsed[0]) if parsed else None
+            if main is not None:
+                main.on_config_request()
+            return
+        try:
+            message = ControlMessage.decode(delivery.body)
+        except ValueError as exc:
+            log.warning("control.malformed", error=str(exc))
+            return
+        if message.op is ControlOp.MAIN_CLAIMED:
+            self._close_older(message)
+            return
+        main = self.main_for(message.printer_serial)
+        if main is not None:
+            main.on_channel_notice(message)
+
+    def _close_older(self, claim: ControlMessage) -> None:
+        """Newest main wins: close every older socket of the printer (1001)."""
+        for session in list(self._sessions.get(claim.printer_serial, ())):
+            if session.socket_id == claim.socket_id:
+                continue
+            if session.identified_at < claim.since:
+                log.info(
+                    "session.superseded",
+                    printer_serial=claim.printer_serial,
+                    socket_id=session.socket_id,
+                    by_replica=claim.replica,
+                )
+                self._spawn(
+                    session.close(
+                        CloseCode.GOING_AWAY, "a newer main connection of this printer"
+                    )
+                )
+
+    async def _answer_presence(self, delivery: Delivery) -> None:
+        if not delivery.reply_to:
+            return
+        reply = PresenceReply(
+            replica=self.bus.replica,
+            printers=[main.presence() for main in self.mains],
+        )
+        try:
+            await self.bus.publish_reply(
+                delivery.reply_to,
+                reply.model_dump_json(by_alias=True).encode(),
+                message_type=PRESENCE_REPLY_TYPE,
+                correlation_id=delivery.correlation_id,
+                content_type="application/json",
+            )
+        except BrokerUnavailable as exc:
+            log.warning("presence.reply_failed", error=str(exc))
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def close_all(self, code: CloseCode, reason: str) -> None:
+        """Close every printer socket on this replica."""
+        sessions = self.all_sessions()
+        await asyncio.gather(
+            *(session.close(code, reason) for session in sessions),
+            return_exceptions=True,
+        )
+
+    def presence(self) -> list[PrinterPresence]:
+        return [main.presence() for main in self.mains]

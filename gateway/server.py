@@ -1,0 +1,249 @@
+"""The WebLink server: the only gateway module that imports ``websockets``.
+
+- The 101 selects ``v1.weblink.zebra.com`` and carries ``Content-Length: 0`` (some
+  firmware drops the handshake without it; ``docs/weblink.md`` §1.4).
+- ``/healthz`` (the event loop answers) and ``/readyz`` (RabbitMQ connected, not
+  draining) answer plain HTTP on the same port; any other path is a printer, unless
+  ``ws_path`` restricts it.
+- Each socket's first message says what it is; the matching session serves it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+import time
+
+import structlog
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+from websockets.http11 import Request, Response
+
+from broker.errors import BrokerUnavailable
+from broker.errors import ChannelClosed as ChannelClosedError
+from gateway.bridge import RequestSession, handle_dead_letter
+from gateway.bus import Bus
+from gateway.main_channel import MainSession
+from gateway.registry import Registry
+from gateway.settings import GatewaySettings
+from gateway.socket import PrinterSocket
+from gateway.weblink import SUBPROTOCOL, ChannelKind, ChannelProtocol, CloseCode, Role
+from gateway.weblink.events import Event, PrinterIdentified, ProtocolViolation
+
+log = structlog.get_logger(__name__)
+
+HEALTH_PATHS = ("/healthz", "/readyz")
+
+
+class WebSocketTransport:
+    """Adapts a websockets connection to ``gateway.socket.Transport``."""
+
+    def __init__(self, connection: ServerConnection) -> None:
+        self.connection = connection
+
+    async def recv(self) -> bytes | str:
+        try:
+            return await self.connection.recv()
+        except ConnectionClosed as exc:
+            raise ChannelClosedError(str(exc)) from exc
+
+    async def send(self, data: bytes) -> None:
+        try:
+            await self.connection.send(data)
+        except ConnectionClosed as exc:
+            raise ChannelClosedError(str(exc)) from exc
+
+    async def close(self, code: int, reason: str) -> None:
+        await self.connection.close(code, reason[:120])
+
+    @property
+    def close_code(self) -> int | None:
+        return self.connection.close_code
+
+    @property
+    def remote_address(self) -> str:
+        address = self.connection.remote_address
+        return f"{address[0]}:{address[1]}" if address else "?"
+
+
+class Gateway:
+    """One gateway replica: the WebLink server, its sessions and its bus."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self.settings = settings
+        self.bus = Bus(settings)
+        self.registry = Registry(self.bus)
+        self.server: Server | None = None
+        self.draining = False
+        self._sessions: set[asyncio.Task[None]] = set()
+
+    @property
+    def is_ready(self) -> bool:
+        return self.bus.is_ready.is_set() and not self.draining
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return int(self.server.sockets[0].getsockname()[1])
+
+    async def start(self) -> None:
+        """Connect to RabbitMQ, then listen for printers."""
+        await self.bus.start(
+            on_control=self.registry.handle_control,
+            on_dead_letter=lambda delivery: handle_dead_letter(self.bus, delivery),
+            on_connection_lost=self._broker_lost,
+        )
+        self.server = await serve(
+            self._handle,
+            self.settings.host,
+            self.settings.port,
+            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            process_request=self._process_request,
+            process_response=self._process_response,
+            compression=None,
+            ping_interval=self.settings.ws_ping_interval,
+            ping_timeout=self.settings.ws_ping_timeout,
+            max_size=self.settings.ws_max_message_size,
+            open_timeout=self.settings.identify_timeout,
+            logger=log,  # type: ignore[arg-type]
+        )
+        log.info(
+            "gateway.listening",
+            host=self.settings.host,
+            port=self.port,
+            path=self.settings.ws_path or "any",
+            replica=self.settings.replica,
+        )
+
+    async def stop(self) -> None:
+        """Stop accepting, close printer sockets with 1001, then leave RabbitMQ."""
+        self.draining = True
+        if self.server is not None:
+            self.server.close(close_connections=False)
+        await self.registry.close_all(CloseCode.GOING_AWAY, "gateway shutting down")
+        if self.server is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.shutdown_timeout):
+                    await self.server.wait_closed()
+        if self._sessions:
+            await asyncio.gather(*self._sessions, return_exceptions=True)
+        await self.bus.close()
+        log.info("gateway.stopped")
+
+    def _broker_lost(self) -> None:
+        # Without RabbitMQ no request can reach a printer: let printers reconnect
+        # (to this replica once it is back, or to another) and declare afresh.
+        task = asyncio.get_running_loop().create_task(
+            self.registry.close_all(CloseCode.GOING_AWAY, "lost the message broker")
+        )
+        self._sessions.add(task)
+        task.add_done_callback(self._sessions.discard)
+
+    # -- handshake -------------------------------------------------------------
+
+    def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == "/healthz":
+            return connection.respond(http.HTTPStatus.OK, "ok\n")
+        if path == "/readyz":
+            if self.is_ready:
+                return connection.respond(http.HTTPStatus.OK, "ready\n")
+            return connection.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n"
+            )
+        if self.settings.ws_path is not None and path != self.settings.ws_path:
+            return connection.respond(http.HTTPStatus.NOT_FOUND, "unknown path\n")
+        if not self.is_ready:
+            return connection.respond(
+                http.HTTPStatus.SERVICE_UNAVAILABLE, "gateway not ready, retry later\n"
+            )
+        return None
+
+    def _process_response(
+        self, connection: ServerConnection, request: Request, response: Response
+    ) -> Response | None:
+        if response.status_code == http.HTTPStatus.SWITCHING_PROTOCOLS:
+            # Zebra's servlet sends it; some firmware drops a 101 without it.
+            response.headers["Content-Length"] = "0"
+        return None
+
+    # -- sockets ---------------------------------------------------------------
+
+    async def _handle(self, connection: ServerConnection) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            await self._serve_socket(connection)
+        except BrokerUnavailable as exc:
+            log.warning("session.broker_unavailable", error=str(exc))
+            await connection.close(
+                int(CloseCode.GOING_AWAY), "message broker unavailable"
+            )
+        except Exception:
+            log.exception("session.crashed")
+            await connection.close(int(CloseCode.INTERNAL_ERROR), "internal error")
+        finally:
+            self._sessions.discard(task)
+
+    async def _serve_socket(self, connection: ServerConnection) -> None:
+        transport = WebSocketTransport(connection)
+        protocol = ChannelProtocol(
+            Role.GATEWAY, max_buffer_size=self.settings.ws_max_buffer_size
+        )
+        socket = PrinterSocket(transport, protocol)
+        first = await self._identify(socket)
+        if first is None:
+            return
+        identified, events = first
+        socket.identified_at = time.time()
+        session: MainSession | RequestSession
+        if identified.kind is ChannelKind.MAIN:
+            session = MainSession(
+                socket, bus=self.bus, registry=self.registry, settings=self.settings
+            )
+        else:
+            session = RequestSession(
+                socket, bus=self.bus, registry=self.registry, settings=self.settings
+            )
+        with structlog.contextvars.bound_contextvars(
+            printer_serial=identified.printer_serial, channel=identified.kind.value
+        ):
+            await session.run(events)
+
+    async def _identify(
+        self, socket: PrinterSocket
+    ) -> tuple[PrinterIdentified, list[Event]] | None:
+        """Read until the socket names its printer; close it on anything else."""
+        try:
+            async with asyncio.timeout(self.settings.identify_timeout):
+                async for events in socket.events():
+                    for index, event in enumerate(events):
+                        if isinstance(event, PrinterIdentified):
+                            return event, events[index + 1 :]
+                        if isinstance(event, ProtocolViolation):
+                            log.warning(
+                                "channel.rejected",
+                                reason=event.reason,
+                                close_code=int(event.close_code),
+                                address=socket.transport.remote_address,
+                            )
+                            await socket.close(event.close_code, event.reason)
+                            return None
+        except TimeoutError:
+            log.warning(
+                "channel.rejected",
+                reason="no identification in time",
+                address=socket.transport.remote_address,
+            )
+            await socket.close(
+                CloseCode.POLICY_VIOLATION,
+                f"no discovery or channel hello within {self.settings.identify_timeout:g} s",
+            )
+        return None
+
+
+__all__ = ["Gateway", "WebSocketTransport"]

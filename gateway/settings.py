@@ -1,0 +1,78 @@
+"""Settings of one gateway replica (flags > ``ZEBRA_BROKER_*`` env > ``.env`` > defaults)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+
+from pydantic import Field, field_validator
+
+from broker.settings import BaseBrokerSettings
+
+
+def _default_replica() -> str:
+    host = socket.gethostname().split(".")[0] or "gateway"
+    return f"{host}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+
+
+class GatewaySettings(BaseBrokerSettings):
+    """Everything a gateway replica can be told. Durations are seconds, sizes bytes."""
+
+    host: str = Field("0.0.0.0", description="address to listen on")
+    port: int = Field(8080, ge=0, le=65535, description="port for WebLink and /healthz")
+    ws_path: str | None = Field(
+        None,
+        description="if set, the only URL path printers may connect to "
+        "(e.g. /zebra/weblink/); any path otherwise",
+    )
+    replica: str = Field(
+        default_factory=_default_replica,
+        description="this replica's name in events, presence and the management UI",
+    )
+    ws_ping_interval: float | None = Field(
+        20.0, gt=0, description="seconds between the gateway's pings (printers: ~60 s)"
+    )
+    ws_ping_timeout: float | None = Field(
+        20.0, gt=0, description="seconds to wait for a pong before dropping a socket"
+    )
+    ws_max_message_size: int = Field(
+        1 << 20, ge=1024, description="largest WebSocket message a printer may send"
+    )
+    ws_max_buffer_size: int = Field(
+        1 << 20,
+        ge=1024,
+        description="bytes buffered per channel for one incomplete JSON value or answer",
+    )
+    ws_send_chunk_size: int = Field(
+        64 * 1024,
+        ge=512,
+        description="print data is sent in binary messages of at most this size",
+    )
+    identify_timeout: float = Field(
+        10.0, gt=0, description="seconds a new socket has to send its first message"
+    )
+    channel_open_timeout: float = Field(
+        10.0,
+        gt=0,
+        description="seconds a printer has to open a channel it was asked for",
+    )
+    idle_response_window: float = Field(
+        0.3, gt=0, description="quiet time that ends an 'idle' query answer"
+    )
+    max_request_size: int = Field(
+        16 * 1024 * 1024, ge=1, description="largest request body accepted"
+    )
+    amqp_channels: int = Field(
+        4, ge=1, le=64, description="AMQP channels shared by printer consumers"
+    )
+    shutdown_timeout: float = Field(
+        10.0, ge=0, description="seconds in-flight requests get to finish on SIGTERM"
+    )
+
+    @field_validator("ws_path")
+    @classmethod
+    def _check_path(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith("/"):
+            raise ValueError("must start with /")
+        return value
