@@ -50,6 +50,9 @@ class EmulatorOptions:
     #: Answer ``! U1 getvar "name"`` (and ``{}{...}`` JSON SGD) on the raw channel
     #: from the settings table.
     answer_getvar: bool = True
+    #: Bytes after a getvar answer's closing quote. Printers are believed to send
+    #: none (unverified, §12); ``"\r\n"`` suits hosts that read up to a line end.
+    getvar_line_end: str = ""
     #: Send one ``PQ JOB COMPLETED`` alert on main for each printed label: every
     #: ``^XA…^XZ`` format prints ``^PQ`` labels (default 1).
     job_completed_alerts: bool = True
@@ -85,6 +88,10 @@ class EmulatorOptions:
     ping_timeout: float | None = 180.0
     #: Seconds allowed for the TCP, TLS and WebSocket handshakes of one socket.
     open_timeout: float | None = 10.0
+    #: Forward proxy for every socket (``weblink.ip.conn1.proxy``), e.g.
+    #: ``http://proxy:3128/``; ``None`` connects directly and ignores ``*_proxy``
+    #: environment variables, as a printer would.
+    proxy: str | None = None
     #: Largest message the printer accepts, in bytes; ``None`` for no limit. Print
     #: jobs can be big, so this is far above websockets' 1 MiB default (§2).
     max_message_size: int | None = 64 * 2**20

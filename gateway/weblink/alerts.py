@@ -5,7 +5,8 @@ A real printer logs alerts shaped like::
     { "alert" : { "unique_id" : "50J000000001", "time_stamp" : "2018-03-15 12:27:32",
       "type_id" : "ALERT", "condition_id" : "SGD SET", "condition_state" : "SET",
       "type" : "ALERT", "condition" : "SGD SET",
-      "setting_name" : "capture.channel1.data.raw", "setting_value" : "8007500111023" } }
+      "setting_name" : "capture.channel1.data.raw",
+      "setting_value" : "8007500111023" } }
 
 ``setting_name``/``setting_value`` appear only for ``SGD SET``. Alerts are observed on
 the main channel, but the core accepts them on any JSON channel.

@@ -28,7 +28,9 @@ CHANNEL_NAMES: dict[ChannelKind, str] = {
     ChannelKind.RAW: "v1.raw.zebra.com",
     ChannelKind.CONFIG: "v1.config.zebra.com",
 }
-CHANNEL_KINDS: dict[str, ChannelKind] = {name: kind for kind, name in CHANNEL_NAMES.items()}
+CHANNEL_KINDS: dict[str, ChannelKind] = {
+    name: kind for kind, name in CHANNEL_NAMES.items()
+}
 
 
 class ChannelState(StrEnum):

@@ -146,25 +146,26 @@ def decode_discovery_b64(value: str) -> Discovery:
             f"discovery packet v{version} is {len(packet)} bytes long, too short for "
             f"its serial field at offset {serial_offset} (length {serial_length})"
         )
-    def text(name: str) -> str | None:
+
+    def field(name: str) -> str | None:
         if name not in fields:
             return None
         return _text(packet, *fields[name]) or None
 
-    serial = text("printer_serial")
+    serial = field("printer_serial")
     if serial is None:
         raise DiscoveryError(f"discovery packet v{version} has an empty serial field")
     return Discovery(
         version=version,
         printer_serial=serial,
-        product_name=text("product_name"),
-        firmware=text("firmware"),
-        system_name=text("system_name"),
+        product_name=field("product_name"),
+        firmware=field("firmware"),
+        system_name=field("system_name"),
         mac=_mac(packet, *fields["mac"]),
         ip=_ip(packet, *fields["ip"]),
-        company=text("company"),
-        location=text("location"),
-        product_number=text("product_number"),
+        company=field("company"),
+        location=field("location"),
+        product_number=field("product_number"),
     )
 
 

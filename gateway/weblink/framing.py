@@ -53,7 +53,9 @@ class ResponseCollector:
                 f"{', '.join(sorted(RESPONSE_KINDS))}"
             )
         if kind == "frames" and frames < 1:
-            raise ValueError(f"frames framing needs a frame count of 1 or more, got {frames}")
+            raise ValueError(
+                f"frames framing needs a frame count of 1 or more, got {frames}"
+            )
         self.kind = kind
         self.frames = frames
         self.max_size = max_size

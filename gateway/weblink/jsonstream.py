@@ -75,8 +75,9 @@ class _Scanner:
                     pos += 1
                 else:
                     self.pos = pos
+                    found = bytes(buf[pos : pos + 16])
                     raise JsonStreamError(
-                        f"expected a JSON object or array, got {bytes(buf[pos:pos + 16])!r}"
+                        f"expected a JSON object or array, got {found!r}"
                     )
             elif self.escape:
                 self.escape = False

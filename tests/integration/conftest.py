@@ -24,3 +24,15 @@ def amqp_url() -> str:
 def namespace() -> str:
     """A namespace of exchanges and queues for this test alone."""
     return unique_namespace()
+
+
+@pytest.fixture
+async def harness(amqp_url: str, namespace: str):
+    """Start gateways, printers and clients; close them all and clean RabbitMQ after."""
+    from tests.support.harness import Harness
+
+    harness = Harness(amqp_url, namespace)
+    try:
+        yield harness
+    finally:
+        await harness.close()

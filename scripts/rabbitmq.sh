@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Make sure a local RabbitMQ answers on 127.0.0.1:5672 (guest/guest).
+# Installs Debian's rabbitmq-server if it is missing, starts it if it is stopped (there
+# is no systemd here: `rabbitmq-server -detached`), and waits until the node is ready.
+set -euo pipefail
+
+as_root() { if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi; }
+
+if ! command -v rabbitmq-server >/dev/null 2>&1 && [ ! -x /usr/sbin/rabbitmq-server ]; then
+  echo "rabbitmq: installing Debian's rabbitmq-server"
+  export DEBIAN_FRONTEND=noninteractive
+  as_root apt-get update -q
+  as_root apt-get install -y -q --no-install-recommends rabbitmq-server
+fi
+export PATH="$PATH:/usr/sbin:/sbin"
+
+# Debian's wrapper runs the node through `su rabbitmq`, whose limit is 1,024 open files
+# (about 830 AMQP connections); give it room before it starts.
+limits=/etc/security/limits.d/rabbitmq.conf
+if [ ! -f "$limits" ]; then
+  echo "rabbitmq - nofile 65536" | as_root tee "$limits" >/dev/null || true
+fi
+
+if rabbitmqctl -q await_startup --timeout 2 >/dev/null 2>&1; then
+  echo "rabbitmq: already running"
+  exit 0
+fi
+
+if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+  echo "rabbitmq: starting"
+  as_root rabbitmq-server -detached
+fi
+
+# `await_startup` fails at once (exit 69) until the node has registered, so retry it;
+# `rabbitmq-diagnostics ping` answers before the node is ready and proves nothing.
+for _ in $(seq 1 90); do
+  if rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1; then
+    echo "rabbitmq: ready"
+    exit 0
+  fi
+  sleep 1
+done
+echo "rabbitmq: did not become ready in time" >&2
+exit 1
