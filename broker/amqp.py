@@ -129,7 +129,9 @@ class OutgoingMessage:
             headers=dict(self.headers),
             content_type=self.content_type,
             delivery_mode=(
-                DeliveryMode.PERSISTENT if self.persistent else DeliveryMode.NOT_PERSISTENT
+                DeliveryMode.PERSISTENT
+                if self.persistent
+                else DeliveryMode.NOT_PERSISTENT
             ),
             message_id=self.message_id,
             correlation_id=self.correlation_id,
@@ -225,7 +227,9 @@ def translate_errors(action: str, *, url: str) -> Iterator[None]:
         ) from exc
 
 
-async def declare_exchange(channel: AbstractChannel, spec: ExchangeSpec) -> AbstractExchange:
+async def declare_exchange(
+    channel: AbstractChannel, spec: ExchangeSpec
+) -> AbstractExchange:
     """Declare one exchange exactly as :class:`ExchangeSpec` says."""
     return await channel.declare_exchange(spec.name, spec.kind, durable=spec.durable)
 
@@ -288,7 +292,7 @@ class AmqpConnection:
         *,
         connection_name: str,
         url_for_logs: str,
-        timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         operation_timeout: float = DEFAULT_OPERATION_TIMEOUT,
     ) -> AmqpConnection:
         """Open a robust connection named ``connection_name`` in the management UI.
@@ -299,7 +303,7 @@ class AmqpConnection:
         with translate_errors("connect", url=url_for_logs):
             connection = await aio_pika.connect_robust(
                 url,
-                timeout=timeout,
+                timeout=connect_timeout,
                 client_properties={"connection_name": connection_name},
             )
         log.debug("amqp.connected", url=url_for_logs, connection_name=connection_name)
@@ -336,7 +340,9 @@ class AmqpConnection:
             finally:
                 await channel.close()
 
-    async def provision(self, topology: Topology, printer_serial: str) -> tuple[str, ...]:
+    async def provision(
+        self, topology: Topology, printer_serial: str
+    ) -> tuple[str, ...]:
         """Declare the public exchanges and one printer's queues (see
         :func:`declare_printer_topology`)."""
         action = f"provision printer {printer_serial!r}"
@@ -463,8 +469,10 @@ class ReplyChannel:
         self._on_reply(ReceivedMessage.from_aio_pika(message))
 
     def _closed(self, _sender: Any, exc: BaseException | None = None) -> None:
+        was_consuming = self._consuming.is_set()
         self._consuming.clear()
-        if self._closing:
+        if self._closing or not was_consuming:
+            # Our own close, or a second notice of the same loss.
             return
         log.warning("amqp.reply_channel_lost", reason=str(exc) if exc else None)
         self._on_lost(
@@ -608,6 +616,10 @@ class Subscription:
             return
         async with asyncio.timeout(self._operation_timeout):
             if self._queue is not None:
+                if self._consumer_tag is not None:
+                    # Cancel first: deleting a consumed queue makes the broker
+                    # cancel the consumer, which aio-pika reports as an anomaly.
+                    await self._queue.cancel(self._consumer_tag)
                 await self._queue.delete(if_unused=False, if_empty=False)
             await channel.close()
 

@@ -1,5 +1,9 @@
 """Waiting for the emulator's state to change, without polling."""
 
+# ASYNC109: wait methods take a timeout on purpose; it is their documented API, and
+# each applies it with asyncio.timeout() inside.
+# ruff: noqa: ASYNC109
+
 from __future__ import annotations
 
 import asyncio

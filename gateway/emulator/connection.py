@@ -68,9 +68,9 @@ async def dial(
             **extra,
         )
     except (OSError, TimeoutError, WebSocketException) as exc:
-        reason = f"{type(exc).__name__}: {exc}"
-        raise ConnectFailed(printer_serial, url, reason) from exc
-    reason = None
+        failure = f"{type(exc).__name__}: {exc}"
+        raise ConnectFailed(printer_serial, url, failure) from exc
+    reason: str | None = None
     if connection.subprotocol != SUBPROTOCOL:
         reason = f"the 101 response did not select subprotocol {SUBPROTOCOL}"
     elif options.require_content_length:

@@ -1,9 +1,9 @@
 """Errors the printer emulator raises, under ``broker.errors.GatewayError``::
 
-    GatewayError
-    └── EmulatorError                       base for the emulator
-        ├── ConnectFailed (+ ConnectionError)  a socket could not be opened or was refused
-        └── NotConnected                     a knob needs a socket the printer lacks
+GatewayError
+└── EmulatorError                       base for the emulator
+    ├── ConnectFailed (+ ConnectionError)  a socket could not be opened or was refused
+    └── NotConnected                     a knob needs a socket the printer lacks
 """
 
 from __future__ import annotations

@@ -136,6 +136,7 @@ class ZplStream:
         self._buffer += data
         commands: list[RawCommand] = []
         while True:
+            command: RawCommand | _Skipped | None
             if self._format_scan is not None:
                 command = self._take_format()
             else:

@@ -126,11 +126,13 @@ def decode_discovery_b64(value: str) -> Discovery:
         packet = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
         raise DiscoveryError(f"discovery_b64 is not valid base64: {exc}") from exc
-    if packet[:3] != MAGIC or len(packet) < 4:
+    if packet[:3] != MAGIC:
         raise DiscoveryError(
             f"discovery packet does not start with the magic bytes 3A 2C 2E: "
             f"{packet[:4].hex(' ')!r}"
         )
+    if len(packet) < 4:
+        raise DiscoveryError("discovery packet ends before its version byte")
     version = packet[3]
     if version == ADVANCED_VERSION:
         fields = _V4_FIELDS

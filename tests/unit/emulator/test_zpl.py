@@ -205,7 +205,7 @@ class TestAnswers:
     @pytest.mark.parametrize("fault", ["paper_out", "head_open", "ribbon_out"])
     def test_faults_that_silence_host_status(self, fault: str) -> None:
         """Paper out, head open and ribbon out count as faults; pause does not."""
-        assert PrinterStatus(**{fault: True}).is_faulted  # type: ignore[arg-type]
+        assert PrinterStatus(**{fault: True}).is_faulted
         assert not PrinterStatus(paused=True).is_faulted
 
     def test_host_identification(self) -> None:
