@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
 from typing import Any, Literal
 
 import structlog
@@ -16,8 +17,8 @@ LogFormat = Literal["auto", "json", "console"]
 
 
 def _websocket_context(
-    _logger: Any, _name: str, event_dict: dict[str, Any]
-) -> dict[str, Any]:
+    _logger: Any, _name: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
     """Turn websockets' ``extra={"websocket": ...}`` into a ``connection_id`` key."""
     record = event_dict.get("_record")
     websocket = getattr(record, "websocket", None) if record is not None else None

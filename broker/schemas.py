@@ -104,7 +104,7 @@ class ResponseFraming(BaseModel):
             )
         if match.group(1):
             return cls(kind="frames", frames=int(match.group(1)))
-        return cls(kind=match.group(0))  # type: ignore[arg-type]
+        return cls(kind=match.group(0))
 
     def __str__(self) -> str:
         return f"frames:{self.frames}" if self.kind == "frames" else self.kind
@@ -174,7 +174,7 @@ def parse_request(
             kind = RequestType(message_type) if message_type else default
         except ValueError:
             raise SchemaError(
-                f"unknown request type {message_type[:40]!r}: use zebra.print, "
+                f"unknown request type {(message_type or '')[:40]!r}: use zebra.print, "
                 "zebra.query or zebra.sgd"
             ) from None
         if (kind is RequestType.SGD) != (channel is Channel.CONFIG):
@@ -320,7 +320,7 @@ class _EventBase(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     #: Always ``zebra.event/1``.
-    schema_: Literal["zebra.event/1"] = Field(EVENT_SCHEMA, alias="schema")
+    schema_: Literal["zebra.event/1"] = Field("zebra.event/1", alias="schema")
     printer: str
     time: datetime = Field(default_factory=utc_now)
     #: The gateway replica that published the event.

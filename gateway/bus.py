@@ -84,7 +84,7 @@ class Delivery:
                 log.warning("amqp.nack_failed", error=str(exc))
 
 
-def _delivery(message: AbstractIncomingMessage) -> Delivery:
+def _delivery(message: AbstractIncomingMessage, *, acked: bool = True) -> Delivery:
     return Delivery(
         body=message.body,
         routing_key=message.routing_key or "",
@@ -95,7 +95,7 @@ def _delivery(message: AbstractIncomingMessage) -> Delivery:
         reply_to=message.reply_to,
         correlation_id=message.correlation_id,
         redelivered=bool(message.redelivered),
-        _message=message if not message.no_ack else None,
+        _message=message if acked else None,
     )
 
 
@@ -270,7 +270,7 @@ class Bus:
 
     async def _control_received(self, message: AbstractIncomingMessage) -> None:
         if self._on_control is not None:
-            await self._on_control(_delivery(message))
+            await self._on_control(_delivery(message, acked=False))
 
     async def _dead_letter_received(self, message: AbstractIncomingMessage) -> None:
         delivery = _delivery(message)

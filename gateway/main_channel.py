@@ -230,7 +230,7 @@ class MainSession:
     def on_channel_notice(self, message: ControlMessage) -> None:
         """A secondary socket of this printer opened or closed somewhere."""
         try:
-            kind = ChannelKind(message.kind)
+            kind = ChannelKind(message.kind or "")
         except ValueError:
             return
         tracker = self.trackers.get(kind)

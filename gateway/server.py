@@ -18,6 +18,7 @@ import time
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 from websockets.http11 import Request, Response
 
 from broker.errors import BrokerUnavailable
@@ -98,7 +99,7 @@ class Gateway:
             self._handle,
             self.settings.host,
             self.settings.port,
-            subprotocols=[SUBPROTOCOL],  # type: ignore[list-item]
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
             process_request=self._process_request,
             process_response=self._process_response,
             compression=None,
@@ -106,7 +107,6 @@ class Gateway:
             ping_timeout=self.settings.ws_ping_timeout,
             max_size=self.settings.ws_max_message_size,
             open_timeout=self.settings.identify_timeout,
-            logger=log,  # type: ignore[arg-type]
         )
         log.info(
             "gateway.listening",
@@ -178,6 +178,8 @@ class Gateway:
         self._sessions.add(task)
         try:
             await self._serve_socket(connection)
+        except ChannelClosedError:
+            pass  # the printer went away mid-setup; its session already cleaned up
         except BrokerUnavailable as exc:
             log.warning("session.broker_unavailable", error=str(exc))
             await connection.close(

@@ -18,12 +18,20 @@ class StateChanges:
     so it can be called from any callback.
     """
 
-    def __init__(self) -> None:
-        """Start with nobody waiting."""
+    def __init__(self, on_change: Callable[[], None] | None = None) -> None:
+        """Start with nobody waiting.
+
+        Args:
+            on_change: called on every notification, before waiters wake (e.g. to
+                refresh derived state).
+        """
         self._event = asyncio.Event()
+        self._on_change = on_change
 
     def notify(self) -> None:
         """Wake every waiter so it re-checks its predicate."""
+        if self._on_change is not None:
+            self._on_change()
         self._event.set()
         self._event = asyncio.Event()
 

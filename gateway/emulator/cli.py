@@ -25,6 +25,7 @@ from gateway.emulator.options import EmulatorOptions
 from gateway.emulator.printer import PrinterEmulator
 
 _TRAILING_DIGITS = re.compile(r"^(.*?)(\d+)$")
+_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 logger = structlog.get_logger(__name__)
 
@@ -160,7 +161,9 @@ async def run_printers(
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    # Restore the previous handlers afterwards, as uvicorn's capture_signals does.
+    previous = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    for signum in _SIGNALS:
         with contextlib.suppress(NotImplementedError):  # not on Windows
             loop.add_signal_handler(signum, stop.set)
     printers = [PrinterEmulator(url, serial, options, ssl=tls) for serial in serials]
@@ -172,9 +175,11 @@ async def run_printers(
         logger.info("emulator.stopping", printers=len(printers))
     finally:
         await asyncio.gather(*(printer.close() for printer in printers))
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum, handler in previous.items():
             with contextlib.suppress(NotImplementedError):
                 loop.remove_signal_handler(signum)
+                if handler is not None:  # None: not installed from Python
+                    signal.signal(signum, handler)
     return 0
 
 
@@ -185,7 +190,8 @@ def main(argv: list[str] | None = None) -> int:
         argv: the arguments, without the program name; ``None`` reads ``sys.argv``.
 
     Returns:
-        The exit status: 0 after a clean shutdown, 2 for bad arguments.
+        The exit status, 0 after a clean shutdown. Bad arguments exit with status 2
+        through ``argparse`` (``SystemExit``).
     """
     parser = build_parser()
     args = parser.parse_args(argv)

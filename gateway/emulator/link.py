@@ -189,7 +189,10 @@ class PrinterLink:
         self._next_channel_id += 1
         try:
             connection = await dial(
-                url, printer_serial=self.printer_serial, options=self.options, ssl=self._ssl
+                url,
+                printer_serial=self.printer_serial,
+                options=self.options,
+                ssl=self._ssl,
             )
         finally:
             if reserved:
@@ -217,7 +220,9 @@ class PrinterLink:
         sock.is_open = True
         if kind is _MAIN:
             self.connections_made += 1
-        sock.log.info("printer.connected" if kind is _MAIN else "channel.opened", url=url)
+        sock.log.info(
+            "printer.connected" if kind is _MAIN else "channel.opened", url=url
+        )
         self._changes.notify()
         return sock
 

@@ -53,7 +53,7 @@ def discovery(serial: str) -> bytes:
             id="bad-serial-in-hello",
         ),
         pytest.param((discovery("50J.X#1"),), 1008, id="bad-serial-in-discovery"),
-        pytest.param((discovery(SERIAL), b"{ not json"), 1007, id="malformed-after-hello"),
+        pytest.param((discovery(SERIAL), b"{ not json }"), 1007, id="malformed-after-hello"),
         pytest.param((discovery(SERIAL), "text later"), 1003, id="text-after-hello"),
     ],
 )

@@ -28,7 +28,9 @@ class RawProducer:
 
     async def __aenter__(self) -> RawProducer:
         self.connection = await aio_pika.connect(self.amqp_url)
-        self.channel = await self.connection.channel(publisher_confirms=True)
+        self.channel = await self.connection.channel(
+            publisher_confirms=True, on_return_raises=True
+        )
         reply_queue = await self.channel.get_queue("amq.rabbitmq.reply-to", ensure=False)
         await reply_queue.consume(self._on_reply, no_ack=True)
         self.exchange = await self.channel.get_exchange(
@@ -150,4 +152,48 @@ async def test_unknown_printer_is_returned_as_unroutable(harness, producer):
         await producer.exchange.publish(
             aio_pika.Message(b"^XA^XZ"), routing_key="NEVERSEEN.raw", mandatory=True
         )
-    assert "NO_ROUTE" in str(caught.value) or "312" in str(caught.value)
+    assert caught.value.frame.reply_code == 312
+    assert caught.value.frame.reply_text == "NO_ROUTE"
+
+
+async def test_raw_query_without_response_header_is_rejected(harness, producer):
+    """A zebra.query without `x-zebra-response` is rejected, and nothing is sent."""
+    gateway = await harness.gateway()
+    printer = await harness.printer(harness.url(gateway), SERIAL)
+    reply = await producer.request(f"{SERIAL}.raw", b"~HS", message_type="zebra.query")
+    assert reply.headers["x-zebra-status"] == "rejected"
+    assert "x-zebra-response" in reply.headers["x-zebra-error"]
+    assert printer.raw_received == bytearray()
+
+
+@pytest.mark.parametrize(
+    ("body", "headers", "reason"),
+    [
+        (b'["device.friendly_name"]', {}, "JSON object"),
+        (b"{not json", {}, "JSON"),
+        (b"{}", {}, "non-empty"),
+        (b'{"a": null}', {"x-zebra-timeout-ms": "soon"}, "x-zebra-timeout-ms"),
+    ],
+)
+async def test_raw_invalid_sgd_is_rejected_and_not_requeued(
+    harness, producer, body, headers, reason
+):
+    """An invalid SGD request ends `rejected` at once; the next request is answered."""
+    gateway = await harness.gateway()
+    await harness.printer(harness.url(gateway), SERIAL)
+    reply = await producer.request(f"{SERIAL}.config", body, headers=headers)
+    assert reply.headers["x-zebra-status"] == "rejected"
+    assert reason in reply.headers["x-zebra-error"]
+    good = await producer.request(f"{SERIAL}.config", b'{"device.friendly_name": null}')
+    assert good.headers["x-zebra-status"] == "ok"
+
+
+async def test_raw_print_sent_to_config_key_is_rejected(harness, producer):
+    """A zebra.print published with the `.config` key is rejected with the right key."""
+    gateway = await harness.gateway()
+    await harness.printer(harness.url(gateway), SERIAL)
+    reply = await producer.request(
+        f"{SERIAL}.config", b"^XA^XZ", message_type="zebra.print"
+    )
+    assert reply.headers["x-zebra-status"] == "rejected"
+    assert "<serial>.raw" in reply.headers["x-zebra-error"]

@@ -14,6 +14,7 @@ from broker.topology import Channel, Topology
 from gateway.emulator import EmulatorOptions, PrinterEmulator
 from gateway.server import Gateway
 from gateway.settings import GatewaySettings
+from tests.support.timing import SHORT
 
 
 class Harness:
@@ -50,13 +51,25 @@ class Harness:
         return f"ws://127.0.0.1:{gateway.port}{path}"
 
     async def printer(
-        self, url: str, serial: str = "50J000000001", **options: Any
+        self,
+        url: str,
+        serial: str = "50J000000001",
+        *,
+        wait_raw: bool = True,
+        **options: Any,
     ) -> PrinterEmulator:
+        """Start an emulated printer; by default wait until its raw channel is open.
+
+        The gateway declares a printer's queues before it asks for the raw channel,
+        so once raw is open, requests for the printer are routable.
+        """
         options.setdefault("retry_interval", 0.2)
         printer = PrinterEmulator(url, serial, EmulatorOptions(**options))
         self.serials.add(serial)
         await printer.start()
         self.printers.append(printer)
+        if wait_raw:
+            await printer.wait_channel("raw", timeout=SHORT)
         return printer
 
     async def client(self, **kwargs: Any) -> BrokerClient:
