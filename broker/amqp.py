@@ -522,10 +522,19 @@ class ReplyChannel:
         """
         serial = printer_serial or "?"
         action = f"publish to {exchange!r} with routing key {routing_key!r}"
+        try:
+            # After a reconnect, wait until replies can arrive again.
+            async with asyncio.timeout(self._operation_timeout):
+                await self._consuming.wait()
+        except TimeoutError as exc:
+            raise BrokerUnavailable(
+                f"no connection to RabbitMQ at {self._url_for_logs} for "
+                f"{self._operation_timeout:g} s; the request for printer {serial!r} "
+                "was not sent"
+            ) from exc
         with translate_errors(action, url=self._url_for_logs):
             try:
                 async with asyncio.timeout(self._operation_timeout):
-                    await self._consuming.wait()
                     target = await self._exchange(exchange)
                     await target.publish(
                         message.to_aio_pika(), routing_key, mandatory=mandatory
@@ -625,6 +634,10 @@ class Subscription:
 
     async def _delivered(self, message: AbstractIncomingMessage) -> None:
         await self._received.put(message)
+
+    def end(self) -> None:
+        """End iteration (the connection is being closed for good)."""
+        self._received.put_nowait(None)
 
     def __aiter__(self) -> Self:
         return self

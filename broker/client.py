@@ -22,6 +22,7 @@ import json
 import os
 import socket
 import uuid
+import weakref
 from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any, Self
@@ -232,10 +233,14 @@ class EventStream:
     ``async for event in events``. Entering declares an exclusive, auto-delete queue
     bound with the pattern (so events published after ``async with`` returns are not
     missed); leaving deletes it. Messages that are not valid events are logged and
-    skipped.
+    skipped. Iteration ends when the client is closed. If the connection drops, the
+    queue is declared again when it comes back; events published meanwhile are lost.
     """
 
-    def __init__(self, subscription: Subscription, pattern: str) -> None:
+    def __init__(
+        self, client: BrokerClient, subscription: Subscription, pattern: str
+    ) -> None:
+        self._client = client
         self._subscription = subscription
         self.pattern = pattern
         self._entered = False
@@ -243,7 +248,12 @@ class EventStream:
     async def __aenter__(self) -> Self:
         await self._subscription.__aenter__()
         self._entered = True
+        self._client._streams.add(self)
         return self
+
+    def end(self) -> None:
+        """End the iteration: ``async for`` stops after the events already taken."""
+        self._subscription.end()
 
     async def __aexit__(
         self,
@@ -251,6 +261,7 @@ class EventStream:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._client._streams.discard(self)
         await self._subscription.__aexit__(exc_type, exc, traceback)
 
     def __aiter__(self) -> Self:
@@ -317,6 +328,7 @@ class BrokerClient:
         self._replies: ReplyChannel | None = None
         self._pending: dict[str, asyncio.Future[Outcome]] = {}
         self._presence: dict[str, asyncio.Queue[PresenceReply]] = {}
+        self._streams: weakref.WeakSet[EventStream] = weakref.WeakSet()
         self._requests_exchange_seen = False
 
     # connection
@@ -359,6 +371,8 @@ class BrokerClient:
         """Close the connection; handles still waiting fail with BrokerUnavailable."""
         amqp, replies = self._amqp, self._replies
         self._amqp = self._replies = None
+        for stream in list(self._streams):
+            stream.end()
         self._on_replies_lost(
             BrokerUnavailable("the client was closed before the outcome arrived")
         )
@@ -861,7 +875,7 @@ class BrokerClient:
             pattern,
             queue_name=f"{self.topology.namespace}.watch.{uuid.uuid4().hex[:16]}",
         )
-        return EventStream(subscription, pattern)
+        return EventStream(self, subscription, pattern)
 
 
 #: The name the style guide uses for the client.

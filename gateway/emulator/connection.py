@@ -1,6 +1,6 @@
 """One WebSocket of the emulated printer: dialling it, sending on it, closing it.
 
-Only this module and ``printer.py`` touch websockets. Everything the printer sends
+Only this module and ``link.py`` touch websockets. Everything the printer sends
 passes through :meth:`PrinterSocket.send`, which drains the socket's
 :class:`~gateway.weblink.ChannelProtocol` under a lock, so split messages from
 concurrent tasks never interleave.

@@ -275,6 +275,7 @@ class PrinterLink:
             self._log.warning(
                 "channel.connect_failed", channel=str(kind), reason=exc.reason
             )
+            self._changes.notify()  # the reservation is gone
             return
         if self.is_closing or session != self._session or self.main() is None:
             await sock.close(CloseCode.GOING_AWAY, "main channel lost")

@@ -353,7 +353,9 @@ class PrinterEmulator:
             timeout: seconds.
         """
         channel = ChannelKind(kind)
-        sockets = [sock for sock in self._link.sockets if sock.kind is channel]
+        sockets = [
+            sock for sock in self._link.sockets if sock.kind is channel and sock.is_open
+        ]
         await self._changes.wait_for(
             lambda: all(sock.is_closed for sock in sockets), timeout
         )

@@ -9,12 +9,18 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 from collections.abc import AsyncIterator
 
 import pytest
 import structlog
 
-from gateway.emulator import ConnectFailed, EmulatorOptions, PrinterEmulator
+from gateway.emulator import (
+    ConnectFailed,
+    EmulatorOptions,
+    NotConnected,
+    PrinterEmulator,
+)
 from gateway.emulator.cli import run_printers
 from gateway.weblink import ChannelKind, CloseCode
 from tests.component.weblink_server import WebLinkTestServer
@@ -79,6 +85,14 @@ class TestConnection:
         async with WebLinkTestServer(subprotocol=False) as server:
             with pytest.raises(ConnectFailed, match="subprotocol"):
                 await PrinterEmulator(server.url, SERIAL).start()
+
+    async def test_nothing_listening(self) -> None:
+        """start() raises ConnectFailed when nothing listens at the URL."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        with pytest.raises(ConnectFailed, match="could not connect"):
+            await PrinterEmulator(f"ws://127.0.0.1:{port}/", SERIAL).start()
 
     async def test_close_sends_1000(self, server: WebLinkTestServer) -> None:
         """Leaving the context manager closes main and channels with 1000."""
@@ -291,6 +305,78 @@ class TestRaw:
             await printer.send_unsolicited_raw(b"hello")
             await server.wait_for(lambda: raw.raw == b"hello", SHORT)
 
+    async def test_json_sgd_on_raw(self, server: WebLinkTestServer) -> None:
+        """{}{...} on raw is answered with the same JSON SGD reply (§5)."""
+        options = EmulatorOptions(pretty_json=False)
+        async with PrinterEmulator(server.url, SERIAL, options):
+            main = await server.wait_socket(MAIN, SHORT)
+            await main.request_channel(RAW)
+            raw = await server.wait_socket(RAW, SHORT)
+            await raw.send_raw(b'{}{"appl.name":null}')
+            expected = b'{"appl.name":"' + options.firmware.encode() + b'"}'
+            await server.wait_for(lambda: raw.raw == expected, SHORT)
+
+
+class TestAlerts:
+    """Which alerts go out on main, and when (§4.3)."""
+
+    async def test_only_configured_conditions(self, server: WebLinkTestServer) -> None:
+        """A spec naming PAPER OUT lets that alert through but not job completions."""
+        async with PrinterEmulator(server.url, SERIAL) as printer:
+            main = await server.wait_socket(MAIN, SHORT)
+            await main.configure_alerts("PAPER OUT,SDK,Y,N,,,N")
+            await main.request_channel(RAW)
+            raw = await server.wait_socket(RAW, SHORT)
+            await printer.wait_until(lambda: bool(printer.configured_alerts), SHORT)
+            await raw.send_raw(b"^XA^XZ")
+            await printer.wait_for_printed(1, SHORT)
+            await printer.set_fault("paper out", True)
+            await printer.set_fault("paper out", False)  # on-clear is N
+            await printer.set_fault("Paper Out", True)
+            await server.wait_for(lambda: len(main.alerts) >= 2, SHORT)
+            assert [(a.condition, a.state) for a in main.alerts] == [
+                ("paper_out", "set"),
+                ("paper_out", "set"),
+            ]
+            assert printer.settings["media.status"] == "out"
+            assert printer.faults == {"paper out"}
+
+    async def test_alerts_without_configure(self, server: WebLinkTestServer) -> None:
+        """With alerts_only_when_configured off, completions go out at once."""
+        options = EmulatorOptions(alerts_only_when_configured=False)
+        async with PrinterEmulator(server.url, SERIAL, options) as printer:
+            main = await server.wait_socket(MAIN, SHORT)
+            await main.request_channel(RAW)
+            raw = await server.wait_socket(RAW, SHORT)
+            await raw.send_raw(b"^XA^PQ2^XZ")
+            alerts = await printer.wait_for_alerts(2, SHORT)
+            assert [a["alert"]["condition"] for a in alerts] == ["PQ JOB COMPLETED"] * 2
+            await server.wait_for(lambda: len(main.alerts) >= 2, SHORT)
+
+    async def test_send_alert_knob(self, server: WebLinkTestServer) -> None:
+        """send_alert sends any alert, configured or not, with the given fields."""
+        async with PrinterEmulator(server.url, SERIAL) as printer:
+            main = await server.wait_socket(MAIN, SHORT)
+            await printer.send_alert(
+                "SGD SET",
+                setting_name="capture.channel1.data.raw",
+                setting_value="8007500111023",
+                time_stamp="2024-05-02 10:15:07",
+            )
+            await server.wait_for(lambda: len(main.alerts) >= 1, SHORT)
+            alert = main.alerts[0]
+            assert alert.condition == "sgd_set"
+            assert alert.setting_value == "8007500111023"
+            assert alert.printer_time == "2024-05-02 10:15:07"
+
+    async def test_knobs_need_a_socket(self, server: WebLinkTestServer) -> None:
+        """send_unsolicited_raw without a raw socket raises NotConnected."""
+        async with PrinterEmulator(server.url, SERIAL) as printer:
+            with pytest.raises(NotConnected):
+                await printer.send_unsolicited_raw(b"x")
+            with pytest.raises(ValueError, match="unknown fault"):
+                await printer.set_fault("on fire", True)
+
 
 class TestConfig:
     """JSON SGD on the config channel (§5, §8.2, §8.3)."""
@@ -363,6 +449,48 @@ class TestFailures:
             # Losing main that way still means reconnecting.
             await server.wait_socket(MAIN, LONG, number=2)
             await printer.wait_connected(SHORT)
+
+    async def test_malformed_json_closes_with_1007(
+        self, server: WebLinkTestServer
+    ) -> None:
+        """Bad JSON on main is a protocol violation: the printer closes with 1007."""
+        options = EmulatorOptions(retry_interval=FAST_RETRY)
+        async with PrinterEmulator(server.url, SERIAL, options) as printer:
+            main = await server.wait_socket(MAIN, SHORT)
+            await main.connection.send(b'{"open": nope}')
+            assert await server.wait_closed(main, SHORT) == CloseCode.INVALID_DATA
+            await server.wait_socket(MAIN, LONG, number=2)
+            await printer.wait_connected(SHORT)
+
+    async def test_unsolicited_json_is_ignored(self, server: WebLinkTestServer) -> None:
+        """JSON the printer does not understand is logged and otherwise ignored."""
+        async with PrinterEmulator(server.url, SERIAL) as printer:
+            main = await server.wait_socket(MAIN, SHORT)
+            with structlog.testing.capture_logs() as logs:
+                await main.connection.send(b'{"hello":1}')
+                await main.configure_alerts()
+                await printer.wait_until(lambda: bool(printer.configured_alerts), SHORT)
+            assert any(log["event"] == "message.unsolicited" for log in logs)
+            assert printer.is_connected
+            assert not main.is_closed
+
+    async def test_unreachable_channel_url(self, server: WebLinkTestServer) -> None:
+        """A channel that cannot be dialled is logged; main stays up."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        options = EmulatorOptions(channel_urls={"raw": f"ws://127.0.0.1:{port}/"})
+        async with PrinterEmulator(server.url, SERIAL, options) as printer:
+            main = await server.wait_socket(MAIN, SHORT)
+            with structlog.testing.capture_logs() as logs:
+                await main.request_channel(RAW)
+                await printer.wait_until(
+                    lambda: any(
+                        log["event"] == "channel.connect_failed" for log in logs
+                    ),
+                    SHORT,
+                )
+            assert printer.is_connected
 
     async def test_server_close_reconnects_after_retry_interval(
         self, server: WebLinkTestServer

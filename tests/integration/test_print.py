@@ -41,7 +41,7 @@ async def test_jobs_print_in_publish_order(harness):
     printer = await harness.printer(harness.url(gateway))
     client = await harness.client()
     bodies = [b"^XA^FD%d^FS^XZ" % n for n in range(20)]
-    handles = [await client.submit_print("50J000000001", body) for body in bodies]
+    handles = [await client.submit("50J000000001", body) for body in bodies]
     outcomes = await asyncio.gather(*(h.outcome(timeout=SHORT) for h in handles))
     assert {o.status for o in outcomes} == {JobStatus.DELIVERED}
     assert await printer.wait_for_labels(20, timeout=SHORT) == bodies
@@ -52,7 +52,7 @@ async def test_job_queued_while_printer_offline_prints_when_it_connects(harness)
     gateway = await harness.gateway()
     client = await harness.client()
     await client.provision("50J000000002")
-    handle = await client.submit_print("50J000000002", LABEL)
+    handle = await client.submit("50J000000002", LABEL)
     printer = await harness.printer(harness.url(gateway), "50J000000002")
     outcome = await handle.outcome(timeout=SHORT)
     assert outcome.status is JobStatus.DELIVERED

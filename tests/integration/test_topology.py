@@ -7,6 +7,7 @@ import pytest
 
 from broker.errors import QueueFull, UnroutableMessage
 from broker.schemas import JobStatus
+from broker.topology import Channel
 from tests.support.timing import SHORT
 
 SERIAL = "50J000000001"
@@ -46,36 +47,30 @@ async def test_printer_queues_are_declared_on_first_connect(harness):
         await redeclare(harness.amqp_url, name, expected)  # same arguments: accepted
         with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
             await redeclare(harness.amqp_url, name, {**expected, "x-max-length": 501})
-    assert topo.printer_queue(SERIAL, topo_channel("raw")).endswith(".raw")
-
-
-def topo_channel(name: str):
-    from broker.topology import Channel
-
-    return Channel(name)
+    assert topo.printer_queue(SERIAL, Channel.RAW) == f"{harness.namespace}.printer.{SERIAL}.raw"
 
 
 async def test_provision_declares_queues_before_first_connect(harness):
     """`provision` makes a printer routable before it ever connects."""
     client = await harness.client()
     with pytest.raises(UnroutableMessage):
-        await client.submit_print("50J000000009", b"^XA^XZ")
+        await client.submit("50J000000009", b"^XA^XZ")
     await client.provision("50J000000009")
     harness.serials.add("50J000000009")
-    await client.submit_print("50J000000009", b"^XA^XZ")
+    await client.submit("50J000000009", b"^XA^XZ")
     name = f"{harness.namespace}.printer.50J000000009.raw"
     assert await declare_passive(harness.amqp_url, name) == 1
 
 
 async def test_full_queue_refuses_the_publish(harness):
     """A printer queue at its length limit nacks new requests: QueueFull, nothing dropped."""
-    client = await harness.client()
-    await client.provision("50J000000003", queue_max_length=2)
+    client = await harness.client(queue_max_length=2)
+    await client.provision("50J000000003")
     harness.serials.add("50J000000003")
-    await client.submit_print("50J000000003", b"^XA^FD1^XZ")
-    await client.submit_print("50J000000003", b"^XA^FD2^XZ")
+    await client.submit("50J000000003", b"^XA^FD1^XZ")
+    await client.submit("50J000000003", b"^XA^FD2^XZ")
     with pytest.raises(QueueFull) as caught:
-        await client.submit_print("50J000000003", b"^XA^FD3^XZ")
+        await client.submit("50J000000003", b"^XA^FD3^XZ")
     assert "50J000000003" in str(caught.value)
     name = f"{harness.namespace}.printer.50J000000003.raw"
     assert await declare_passive(harness.amqp_url, name) == 2
@@ -87,7 +82,7 @@ async def test_expired_job_ends_expired_and_never_prints(harness):
     client = await harness.client()
     await client.provision("50J000000004")
     harness.serials.add("50J000000004")
-    handle = await client.submit_print("50J000000004", b"^XA^FDlate^XZ", expiration=0.2)
+    handle = await client.submit("50J000000004", b"^XA^FDlate^XZ", expiration=0.2)
     outcome = await handle.outcome(timeout=SHORT)
     assert outcome.status is JobStatus.EXPIRED
     assert outcome.job_id == handle.job_id
@@ -99,4 +94,4 @@ async def test_invalid_serial_is_refused_by_the_client(harness):
     client = await harness.client()
     for bad in ("50J.0001", "#", "a" * 65, "", "x*y"):
         with pytest.raises(ValueError, match="serial"):
-            await client.submit_print(bad, b"^XA^XZ")
+            await client.submit(bad, b"^XA^XZ")

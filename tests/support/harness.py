@@ -10,6 +10,7 @@ from typing import Any
 import aio_pika
 
 from broker.client import BrokerClient
+from broker.settings import ClientSettings
 from broker.topology import Channel, Topology
 from gateway.emulator import EmulatorOptions, PrinterEmulator
 from gateway.server import Gateway
@@ -72,8 +73,12 @@ class Harness:
             await printer.wait_channel("raw", timeout=SHORT)
         return printer
 
-    async def client(self, **kwargs: Any) -> BrokerClient:
-        client = BrokerClient(amqp_url=self.amqp_url, namespace=self.namespace, **kwargs)
+    async def client(self, **overrides: Any) -> BrokerClient:
+        """Connect a client to this test's namespace, with settings overrides."""
+        settings = ClientSettings(
+            amqp_url=self.amqp_url, namespace=self.namespace, **overrides
+        )
+        client = BrokerClient(settings)
         await client.__aenter__()
         self.clients.append(client)
         return client
