@@ -20,6 +20,7 @@ everything is declared afresh.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -137,10 +138,11 @@ class Consumer:
         was_closed = self._closed
         self._mark_closed()
         if not was_closed and self._queue is not None and self.tag is not None:
-            try:
+            # If the channel is gone, RabbitMQ has requeued everything already.
+            with contextlib.suppress(
+                aiormq.exceptions.AMQPError, RuntimeError, ConnectionError
+            ):
                 await self._queue.cancel(self.tag)
-            except (aiormq.exceptions.AMQPError, RuntimeError, ConnectionError):
-                pass  # the channel is gone: RabbitMQ requeued everything already
         while not self._buffer.empty():
             item = self._buffer.get_nowait()
             if item is not None:

@@ -81,10 +81,9 @@ class Registry:
             if sessions:
                 return
             del self._sessions[printer_serial]
-            try:
+            # If the connection is gone, so is the binding.
+            with contextlib.suppress(BrokerUnavailable):
                 await self.bus.unbind_control(printer_serial)
-            except BrokerUnavailable:
-                pass  # the connection is gone, and the binding with it
         if (
             printer_serial not in self._sessions
             and not self._lock(printer_serial).locked()

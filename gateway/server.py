@@ -18,8 +18,8 @@ import time
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.typing import Subprotocol
 from websockets.http11 import Request, Response
+from websockets.typing import Subprotocol
 
 from broker.errors import BrokerUnavailable
 from broker.errors import ChannelClosed as ChannelClosedError

@@ -533,6 +533,21 @@ class TestEvents:
         with pytest.raises(aiormq.exceptions.ChannelNotFoundEntity):
             await channel.declare_queue(queue_name, passive=True, robust=False)
 
+    async def test_iteration_ends_when_client_closes(
+        self, settings: ClientSettings, raw: AbstractRobustConnection
+    ) -> None:
+        """Closing the client ends an ``async for`` over its events."""
+        client = BrokerClient(settings)
+        async with client, client.events("#") as events:
+
+            async def collect() -> list[Any]:
+                return [event async for event in events]
+
+            iterating = asyncio.create_task(collect())
+            await client.close()
+            async with asyncio.timeout(SHORT):
+                assert await iterating == []
+
 
 def claim(serial: str, replica: str, minutes: int) -> PrinterPresence:
     return PrinterPresence(

@@ -34,8 +34,9 @@ class EventLog:
                 self.events.append(event)
                 self.changed.notify_all()
 
-    async def wait_for(self, predicate, timeout: float = SHORT):
-        async with asyncio.timeout(timeout), self.changed:
+    async def wait_for(self, predicate):
+        """Return the first event that matches, waiting up to SHORT for it."""
+        async with asyncio.timeout(SHORT), self.changed:
             while True:
                 for event in self.events:
                     if predicate(event):
@@ -64,7 +65,8 @@ async def test_online_event_carries_discovery_details(harness):
         await harness.printer(harness.url(gateway), SERIAL)
         event = await log.wait_for(lambda e: isinstance(e, PrinterOnline))
     assert event.printer == SERIAL
-    assert event.model and "ZD" in event.model
+    assert event.model is not None
+    assert "ZD" in event.model
     assert event.firmware
     assert event.mac
     assert event.ip
@@ -91,8 +93,12 @@ async def test_channel_events_follow_raw_and_config(harness):
             harness.url(gateway), SERIAL, close_config_after_reply=True
         )
         await client.sgd_get(SERIAL, "device.friendly_name")
-        raw = await log.wait_for(lambda e: isinstance(e, ChannelOpened) and e.channel == "raw")
-        await log.wait_for(lambda e: isinstance(e, ChannelOpened) and e.channel == "config")
+        raw = await log.wait_for(
+            lambda e: isinstance(e, ChannelOpened) and e.channel == "raw"
+        )
+        await log.wait_for(
+            lambda e: isinstance(e, ChannelOpened) and e.channel == "config"
+        )
         closed = await log.wait_for(
             lambda e: isinstance(e, ChannelClosed) and e.channel == "config"
         )

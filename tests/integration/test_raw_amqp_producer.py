@@ -12,6 +12,7 @@ import uuid
 
 import aio_pika
 import pytest
+from pamqp.commands import Basic
 
 from tests.support.timing import SHORT
 
@@ -24,14 +25,18 @@ class RawProducer:
     def __init__(self, amqp_url: str, namespace: str) -> None:
         self.amqp_url = amqp_url
         self.namespace = namespace
-        self.replies: dict[str, asyncio.Future[aio_pika.abc.AbstractIncomingMessage]] = {}
+        self.replies: dict[
+            str, asyncio.Future[aio_pika.abc.AbstractIncomingMessage]
+        ] = {}
 
     async def __aenter__(self) -> RawProducer:
         self.connection = await aio_pika.connect(self.amqp_url)
         self.channel = await self.connection.channel(
             publisher_confirms=True, on_return_raises=True
         )
-        reply_queue = await self.channel.get_queue("amq.rabbitmq.reply-to", ensure=False)
+        reply_queue = await self.channel.get_queue(
+            "amq.rabbitmq.reply-to", ensure=False
+        )
         await reply_queue.consume(self._on_reply, no_ack=True)
         self.exchange = await self.channel.get_exchange(
             f"{self.namespace}.requests", ensure=False
@@ -52,7 +57,7 @@ class RawProducer:
         body: bytes,
         *,
         message_type: str | None = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, aio_pika.abc.FieldValue] | None = None,
         message_id: str | None = None,
     ) -> aio_pika.abc.AbstractIncomingMessage:
         correlation_id = uuid.uuid4().hex
@@ -72,7 +77,8 @@ class RawProducer:
             mandatory=True,
         )
         async with asyncio.timeout(SHORT):
-            return await future
+            reply: aio_pika.abc.AbstractIncomingMessage = await future
+        return reply
 
 
 @pytest.fixture
@@ -136,9 +142,7 @@ async def test_raw_unknown_type_is_rejected_with_reason(harness, producer):
     """An unknown `type` ends `rejected` with a one-sentence reason."""
     gateway = await harness.gateway()
     printer = await harness.printer(harness.url(gateway), SERIAL)
-    reply = await producer.request(
-        f"{SERIAL}.raw", b"^XA^XZ", message_type="zebra.fax"
-    )
+    reply = await producer.request(f"{SERIAL}.raw", b"^XA^XZ", message_type="zebra.fax")
     assert reply.headers["x-zebra-status"] == "rejected"
     assert "zebra.fax" in reply.headers["x-zebra-error"]
     assert reply.body == b""
@@ -152,8 +156,11 @@ async def test_unknown_printer_is_returned_as_unroutable(harness, producer):
         await producer.exchange.publish(
             aio_pika.Message(b"^XA^XZ"), routing_key="NEVERSEEN.raw", mandatory=True
         )
-    assert caught.value.frame.reply_code == 312
-    assert caught.value.frame.reply_text == "NO_ROUTE"
+    assert caught.value.message is not None
+    returned = caught.value.message.delivery
+    assert isinstance(returned, Basic.Return)
+    assert returned.reply_code == 312
+    assert returned.reply_text == "NO_ROUTE"
 
 
 async def test_raw_query_without_response_header_is_rejected(harness, producer):

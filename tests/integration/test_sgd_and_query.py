@@ -81,9 +81,21 @@ async def test_several_keys_in_one_request_answer_together(harness):
     ("data", "response", "check"),
     [
         (b"~HS", "frames:3", lambda body: body.count(b"\x03") == 3),
-        (b"~HS", "line", lambda body: body.endswith(b"\r\n") and body.count(b"\x03") == 1),
-        (b'! U1 getvar "device.friendly_name"\r\n', "idle", lambda body: SERIAL.encode() in body),
-        (b'{}{"device.friendly_name":null}', "json", lambda body: SERIAL.encode() in body),
+        (
+            b"~HS",
+            "line",
+            lambda body: body.endswith(b"\r\n") and body.count(b"\x03") == 1,
+        ),
+        (
+            b'! U1 getvar "device.friendly_name"\r\n',
+            "idle",
+            lambda body: SERIAL.encode() in body,
+        ),
+        (
+            b'{}{"device.friendly_name":null}',
+            "json",
+            lambda body: SERIAL.encode() in body,
+        ),
     ],
 )
 async def test_query_framings_return_the_answer(harness, data, response, check):
@@ -99,9 +111,13 @@ async def test_query_without_answer_times_out(harness):
     """A query the printer never answers ends `timeout` after `x-zebra-timeout-ms`."""
     gateway = await harness.gateway()
     printer = await harness.printer(harness.url(gateway), SERIAL)
-    await printer.set_fault("head open", True)  # a printer with its head open ignores ~HS
+    await printer.set_fault(
+        "head open", True
+    )  # a printer with its head open ignores ~HS
     client = await harness.client()
     with pytest.raises(PrinterError) as caught:
-        await client.query(SERIAL, b"~HS", response="frames:3", timeout_ms=300, timeout=SHORT)
+        await client.query(
+            SERIAL, b"~HS", response="frames:3", timeout_ms=300, timeout=SHORT
+        )
     assert caught.value.outcome.status is JobStatus.TIMEOUT
     assert "0.3 s" in caught.value.outcome.error

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import aio_pika
 import pytest
 
@@ -21,7 +23,7 @@ async def declare_passive(amqp_url: str, name: str) -> int:
         return queue.declaration_result.message_count or 0
 
 
-async def redeclare(amqp_url: str, name: str, arguments: dict) -> None:
+async def redeclare(amqp_url: str, name: str, arguments: dict[str, Any]) -> None:
     """Declare again with the given arguments: RabbitMQ refuses any that differ."""
     connection = await aio_pika.connect(amqp_url)
     async with connection:
@@ -47,7 +49,10 @@ async def test_printer_queues_are_declared_on_first_connect(harness):
         await redeclare(harness.amqp_url, name, expected)  # same arguments: accepted
         with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
             await redeclare(harness.amqp_url, name, {**expected, "x-max-length": 501})
-    assert topo.printer_queue(SERIAL, Channel.RAW) == f"{harness.namespace}.printer.{SERIAL}.raw"
+    assert (
+        topo.printer_queue(SERIAL, Channel.RAW)
+        == f"{harness.namespace}.printer.{SERIAL}.raw"
+    )
 
 
 async def test_provision_declares_queues_before_first_connect(harness):

@@ -25,18 +25,24 @@ async def test_main_on_one_replica_raw_and_config_on_another(harness):
             client = await harness.client()
             outcome = await client.print(SERIAL, b"^XA^FDtwo^FS^XZ", timeout=LONG)
             assert outcome.status is JobStatus.DELIVERED
-            assert await printer.wait_for_labels(1, timeout=SHORT) == [b"^XA^FDtwo^FS^XZ"]
+            assert await printer.wait_for_labels(1, timeout=SHORT) == [
+                b"^XA^FDtwo^FS^XZ"
+            ]
             for n in range(3):
                 answer = await client.sgd_set(SERIAL, "device.friendly_name", f"R{n}")
                 assert answer == {"device.friendly_name": f"R{n}"}
-            status = await client.query(SERIAL, b"~HS", response="frames:3", timeout=LONG)
+            status = await client.query(
+                SERIAL, b"~HS", response="frames:3", timeout=LONG
+            )
             assert status.count(b"\x03") == 3
             presence = await client.printers()
             assert [(p.printer, p.replica) for p in presence] == [(SERIAL, "replica-a")]
         events_a = {line.get("event") for line in a.lines}
         events_b = {line.get("event") for line in b.lines}
-        assert "printer.online" in events_a and "printer.online" not in events_b
-        assert "channel.opened" in events_b and "channel.opened" not in events_a
+        assert "printer.online" in events_a
+        assert "printer.online" not in events_b
+        assert "channel.opened" in events_b
+        assert "channel.opened" not in events_a
     finally:
         assert await a.stop() == 0
         assert await b.stop() == 0

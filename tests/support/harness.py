@@ -96,7 +96,9 @@ class Harness:
         await delete_namespace(self.amqp_url, self.topology, self.serials)
 
 
-async def delete_namespace(amqp_url: str, topology: Topology, serials: set[str]) -> None:
+async def delete_namespace(
+    amqp_url: str, topology: Topology, serials: set[str]
+) -> None:
     """Delete the queues and exchanges a test namespace may have left behind."""
     connection = await aio_pika.connect(amqp_url)
     async with connection:

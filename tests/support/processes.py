@@ -16,7 +16,9 @@ from tests.support.timing import LONG
 class GatewayProcess:
     """A ``zebra-gateway`` subprocess on a free port; logs are kept for the test."""
 
-    def __init__(self, amqp_url: str, namespace: str, replica: str, **flags: Any) -> None:
+    def __init__(
+        self, amqp_url: str, namespace: str, replica: str, **flags: Any
+    ) -> None:
         self.args = [
             sys.executable,
             "-m",
@@ -61,7 +63,8 @@ class GatewayProcess:
         return self
 
     async def _read(self, listening: asyncio.Future[int]) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         async for raw in self.process.stdout:
             try:
                 line = json.loads(raw)
@@ -74,8 +77,10 @@ class GatewayProcess:
             listening.set_exception(RuntimeError(f"gateway exited: {self.lines[-5:]}"))
 
     async def stop(self, sig: int = signal.SIGTERM) -> int:
-        if self.process is None or self.process.returncode is not None:
-            return self.process.returncode if self.process else 0
+        if self.process is None:
+            return 0
+        if self.process.returncode is not None:
+            return self.process.returncode
         self.process.send_signal(sig)
         async with asyncio.timeout(LONG):
             code = await self.process.wait()
