@@ -20,7 +20,7 @@ rabbitmq:  ## install (if missing) and start (if stopped) a local RabbitMQ
 	./scripts/rabbitmq.sh
 
 demo: install rabbitmq  ## gateway on $(PORT) + an emulated printer + one label printed
-	./scripts/demo.sh $(PORT)
+	$(BIN)/python scripts/demo.py $(PORT)
 
 run: install rabbitmq  ## just the gateway, open to any printer (development)
 	$(BIN)/zebra-gateway --port $(PORT)

@@ -58,7 +58,7 @@ from broker.errors import (
     QueueFull,
     UnroutableMessage,
 )
-from broker.topology import Channel, Topology
+from broker.topology import Channel, ExchangeSpec, Topology
 
 log = structlog.stdlib.get_logger("broker.amqp")
 
@@ -72,29 +72,9 @@ DEFAULT_OPERATION_TIMEOUT = 10.0
 APP_ID = "zebra-broker"
 
 
-@dataclass(frozen=True)
-class ExchangeSpec:
-    """An exchange to declare: every declaration must match the gateway's exactly."""
-
-    name: str
-    kind: str
-    durable: bool = True
-
-
 def public_exchange_specs(topology: Topology) -> tuple[ExchangeSpec, ...]:
-    """Return the exchanges of the public contract (``docs/contract.md`` §1-3).
-
-    - ``<ns>.requests``: direct, durable; routing key ``<serial>.<raw|config>``.
-    - ``<ns>.events``: topic, durable; consumers bind their own queues.
-    - ``<ns>.dlx``: fanout, durable; dead-letter exchange of every printer queue
-      (fanout, because a dead-lettered message keeps its original routing key and
-      the gateway's dead-letter queue must take them all).
-    """
-    return (
-        ExchangeSpec(topology.requests_exchange, "direct"),
-        ExchangeSpec(topology.events_exchange, "topic"),
-        ExchangeSpec(topology.dead_letter_exchange, "fanout"),
-    )
+    """Return the exchanges of the public contract (see ``Topology.public_exchanges``)."""
+    return topology.public_exchanges()
 
 
 def events_exchange_spec(topology: Topology) -> ExchangeSpec:

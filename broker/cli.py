@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import re
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
@@ -578,10 +577,7 @@ def _error(message: object) -> None:
 
 def setup_logging(settings: ClientSettings) -> None:
     """Configure logging, on stderr: stdout carries the command's output."""
-    configure_logging(settings.log_level, settings.log_format)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.StreamHandler):
-            handler.setStream(sys.stderr)
+    configure_logging(settings.log_level, settings.log_format, stream=sys.stderr)
 
 
 async def _run(

@@ -50,6 +50,8 @@ from broker.schemas import (
     HEADER_RESPONSE,
     HEADER_TIMEOUT,
     MAX_TIMEOUT_MS,
+    PRESENCE_QUERY_TYPE,
+    PRESENCE_REPLY_TYPE,
     Confirm,
     Event,
     JobStatus,
@@ -67,10 +69,6 @@ from broker.topology import Channel, Topology, is_valid_serial
 
 log = structlog.stdlib.get_logger("broker.client")
 
-#: ``type`` of a presence query, published to ``<ns>.presence``.
-PRESENCE_QUERY_TYPE = "zebra.presence.query"
-#: ``type`` of a replica's answer to a presence query.
-PRESENCE_REPLY_TYPE = "zebra.presence.reply"
 #: Default seconds :meth:`BrokerClient.printers` waits for the replicas' answers.
 DEFAULT_PRESENCE_TIMEOUT = 3.0
 #: Extra seconds a client waits beyond a request's ``timeout_ms`` by default, for
@@ -195,7 +193,7 @@ class JobHandle:
 
     # The timeout is part of the result (RequestTimeout names the job), not just a
     # cancellation, so it stays a parameter.
-    async def outcome(self, timeout: float | None = None) -> Outcome:  # noqa: ASYNC109
+    async def outcome(self, timeout: float | None = None) -> Outcome:
         """Wait for the request's outcome and return it, whatever its status.
 
         Waiting again after a timeout is allowed: the handle keeps listening until
@@ -607,7 +605,7 @@ class BrokerClient:
         *,
         confirm: Confirm | str = Confirm.DELIVERED,
         expiration: float | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (see JobHandle.outcome)
+        timeout: float | None = None,
     ) -> Outcome:
         """Print ``data`` (ZPL, CPCL...) and return the job's outcome.
 
@@ -646,7 +644,7 @@ class BrokerClient:
         *,
         response: str = "idle",
         timeout_ms: int | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (see JobHandle.outcome)
+        timeout: float | None = None,
     ) -> bytes:
         """Send ``data`` on the raw channel and return the printer's answer.
 
@@ -683,7 +681,7 @@ class BrokerClient:
         request: Mapping[str, SgdValue],
         *,
         timeout_ms: int | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (see JobHandle.outcome)
+        timeout: float | None = None,
     ) -> Outcome:
         """Send one JSON SGD request and return its outcome, whatever its status.
 
@@ -716,7 +714,7 @@ class BrokerClient:
         printer_serial: str,
         request: Mapping[str, SgdValue],
         timeout_ms: int | None,
-        timeout: float | None,  # noqa: ASYNC109 (see JobHandle.outcome)
+        timeout: float | None,
     ) -> dict[str, Any]:
         outcome = await self.sgd(
             printer_serial, request, timeout_ms=timeout_ms, timeout=timeout
@@ -736,7 +734,7 @@ class BrokerClient:
         /,
         *names: str,
         timeout_ms: int | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (see JobHandle.outcome)
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Read settings and return the printer's answer (names to values).
 
@@ -757,7 +755,7 @@ class BrokerClient:
         value: SgdValue = None,
         *,
         timeout_ms: int | None = None,
-        timeout: float | None = None,  # noqa: ASYNC109 (see JobHandle.outcome)
+        timeout: float | None = None,
     ) -> dict[str, Any]:
         """Write one setting (``name, value``) or several (a mapping).
 
@@ -784,7 +782,7 @@ class BrokerClient:
 
     async def printers(
         self,
-        timeout: float = DEFAULT_PRESENCE_TIMEOUT,  # noqa: ASYNC109 (partial result)
+        timeout: float = DEFAULT_PRESENCE_TIMEOUT,
     ) -> PresenceList:
         """List the printers online on any gateway replica (contract §4).
 

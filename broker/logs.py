@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import MutableMapping
-from typing import Any, Literal
+from typing import Any, Literal, TextIO
 
 import structlog
 
@@ -28,7 +28,11 @@ def _websocket_context(
 
 
 def configure_logging(
-    level: str = "info", log_format: LogFormat = "auto", *, cache: bool = True
+    level: str = "info",
+    log_format: LogFormat = "auto",
+    *,
+    cache: bool = True,
+    stream: TextIO | None = None,
 ) -> None:
     """Send structlog and standard-library logs to stdout in one format.
 
@@ -36,9 +40,11 @@ def configure_logging(
         level: minimum level (``debug``, ``info``, ``warning``, ``error``).
         log_format: ``json`` lines, ``console`` lines, or ``auto`` (console on a TTY).
         cache: cache loggers on first use (turn off in tests).
+        stream: where lines go (default: standard output).
     """
+    stream = stream or sys.stdout
     if log_format == "auto":
-        log_format = "console" if sys.stdout.isatty() else "json"
+        log_format = "console" if stream.isatty() else "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_log_level,
@@ -68,7 +74,7 @@ def configure_logging(
             renderer,
         ],
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
     root = logging.getLogger()
     root.handlers[:] = [handler]

@@ -23,6 +23,10 @@ from broker.topology import Channel, is_valid_serial
 
 EVENT_SCHEMA = "zebra.event/1"
 OUTCOME_TYPE = "zebra.outcome"
+#: ``type`` of a presence query published to ``<ns>.presence`` (contract §4).
+PRESENCE_QUERY_TYPE = "zebra.presence.query"
+#: ``type`` of each replica's answer to it.
+PRESENCE_REPLY_TYPE = "zebra.presence.reply"
 
 HEADER_RESPONSE = "x-zebra-response"
 HEADER_TIMEOUT = "x-zebra-timeout-ms"
@@ -251,7 +255,9 @@ def parse_sgd_body(body: bytes) -> dict[str, Any]:
     for name, setting in value.items():
         if not name or len(name) > 256:
             raise SchemaError(f"SGD setting name {name[:40]!r} is empty or too long")
-        if setting is not None and not isinstance(setting, str | int | float | bool):
+        if setting is not None and (
+            isinstance(setting, bool) or not isinstance(setting, str | int | float)
+        ):
             raise SchemaError(
                 f"SGD value of {name!r} must be null (read), a string or a number"
             )

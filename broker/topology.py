@@ -59,6 +59,15 @@ def check_serial(value: str) -> str:
 
 
 @dataclass(frozen=True)
+class ExchangeSpec:
+    """An exchange to declare: every declaration must match the gateway's exactly."""
+
+    name: str
+    kind: str
+    durable: bool = True
+
+
+@dataclass(frozen=True)
 class QueueSpec:
     """A queue to declare, with its arguments."""
 
@@ -103,6 +112,29 @@ class Topology:
     @property
     def presence_exchange(self) -> str:
         return f"{self.namespace}.presence"
+
+    def public_exchanges(self) -> tuple[ExchangeSpec, ...]:
+        """The exchanges of the public contract (``docs/contract.md`` §1-3).
+
+        - ``<ns>.requests``: direct; routing key ``<serial>.<raw|config>``.
+        - ``<ns>.events``: topic; consumers bind their own queues.
+        - ``<ns>.dlx``: fanout; the dead-letter exchange of every printer queue
+          (fanout, because a dead-lettered message keeps its original routing key
+          and the gateway's dead-letter queue must take them all).
+        """
+        return (
+            ExchangeSpec(self.requests_exchange, "direct"),
+            ExchangeSpec(self.events_exchange, "topic"),
+            ExchangeSpec(self.dead_letter_exchange, "fanout"),
+        )
+
+    def gateway_exchanges(self) -> tuple[ExchangeSpec, ...]:
+        """The public exchanges plus the gateway's own (control and presence)."""
+        return (
+            *self.public_exchanges(),
+            ExchangeSpec(self.control_exchange, "direct"),
+            ExchangeSpec(self.presence_exchange, "fanout"),
+        )
 
     # shared queues
     @property

@@ -47,8 +47,6 @@ from gateway.settings import GatewaySettings
 log = structlog.get_logger(__name__)
 
 CONTROL_TYPE = "zebra.control"
-PRESENCE_QUERY_TYPE = "zebra.presence.query"
-PRESENCE_REPLY_TYPE = "zebra.presence.reply"
 #: Declarations run on this many channels side by side.
 DECLARE_CHANNELS = 8
 
@@ -243,16 +241,9 @@ class Bus:
         assert self._publish_channel is not None
         topo = self.topology
         channel = self._publish_channel
-        kinds = {
-            topo.requests_exchange: ExchangeType.DIRECT,
-            topo.events_exchange: ExchangeType.TOPIC,
-            topo.dead_letter_exchange: ExchangeType.FANOUT,
-            topo.control_exchange: ExchangeType.DIRECT,
-            topo.presence_exchange: ExchangeType.FANOUT,
-        }
-        for name, kind in kinds.items():
-            self._exchanges[name] = await channel.declare_exchange(
-                name, kind, durable=True
+        for spec in topo.gateway_exchanges():
+            self._exchanges[spec.name] = await channel.declare_exchange(
+                spec.name, ExchangeType(spec.kind), durable=spec.durable
             )
         consume = self._consume_channels[0]
         dead = await consume.declare_queue(topo.dead_letter_queue, durable=True)

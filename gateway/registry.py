@@ -17,9 +17,14 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from broker.errors import BrokerUnavailable
-from broker.schemas import PresenceReply, PrinterPresence
+from broker.schemas import (
+    PRESENCE_QUERY_TYPE,
+    PRESENCE_REPLY_TYPE,
+    PresenceReply,
+    PrinterPresence,
+)
 from broker.topology import Channel
-from gateway.bus import PRESENCE_QUERY_TYPE, PRESENCE_REPLY_TYPE, Bus, Delivery
+from gateway.bus import Bus, Delivery
 from gateway.control import ControlMessage, ControlOp
 from gateway.weblink import CloseCode
 

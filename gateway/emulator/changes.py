@@ -2,7 +2,6 @@
 
 # ASYNC109: wait methods take a timeout on purpose; it is their documented API, and
 # each applies it with asyncio.timeout() inside.
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 

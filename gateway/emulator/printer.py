@@ -15,7 +15,6 @@ its own timeout, in seconds (``None`` waits forever), and raises ``TimeoutError`
 
 # ASYNC109: wait methods take a timeout on purpose; it is their documented API, and
 # each applies it with asyncio.timeout() inside.
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 

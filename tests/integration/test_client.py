@@ -26,7 +26,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
-from broker.client import PRESENCE_QUERY_TYPE, PRESENCE_REPLY_TYPE, BrokerClient
+from broker.client import BrokerClient
 from broker.errors import (
     BrokerUnavailable,
     ConfigurationError,
@@ -40,6 +40,8 @@ from broker.schemas import (
     HEADER_RESPONSE,
     HEADER_TIMEOUT,
     OUTCOME_TYPE,
+    PRESENCE_QUERY_TYPE,
+    PRESENCE_REPLY_TYPE,
     JobStatus,
     Outcome,
     PresenceReply,

@@ -16,7 +16,6 @@ import pytest
 
 from broker.amqp import OutgoingMessage, ReceivedMessage
 from broker.client import (
-    PRESENCE_REPLY_TYPE,
     BrokerClient,
     JobHandle,
     PresenceList,
@@ -32,6 +31,7 @@ from broker.schemas import (
     HEADER_JOB_ID,
     HEADER_PRINTER,
     HEADER_STATUS,
+    PRESENCE_REPLY_TYPE,
     JobStatus,
     Outcome,
     PresenceReply,
