@@ -433,6 +433,7 @@ def _common_flags() -> argparse.ArgumentParser:
     group.add_argument("--amqp-url", metavar="URL", help=_default_help("amqp_url"))
     group.add_argument("--namespace", metavar="NAME", help=_default_help("namespace"))
     group.add_argument(
+        "--request-timeout",
         "--timeout",
         dest="request_timeout",
         metavar="SECONDS",

@@ -10,8 +10,10 @@ import argparse
 import asyncio
 import signal
 import sys
+import typing
 import urllib.request
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import structlog
 
@@ -24,31 +26,36 @@ from gateway.settings import GatewaySettings
 log = structlog.get_logger("gateway")
 
 
+def _flag_type(annotation: Any) -> tuple[Callable[[str], Any], list[str] | None]:
+    """Return an argparse type and choices for a settings field's annotation."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    if typing.get_origin(annotation) is Literal:
+        return str, [str(a) for a in args]
+    if args:  # Optional[X] / X | None
+        return _flag_type(args[0])
+    if annotation in (int, float):
+        return annotation, None
+    return str, None
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """One flag per ``GatewaySettings`` field, named after it (``--ws-path``)."""
     parser = argparse.ArgumentParser(
         prog="zebra-gateway",
         description="Serve Zebra WebLink printers and bridge them to RabbitMQ. Every "
-        "flag also reads from ZEBRA_BROKER_<NAME> (e.g. ZEBRA_BROKER_PORT).",
+        "flag also reads from ZEBRA_BROKER_<NAME> (e.g. ZEBRA_BROKER_PORT); flags win.",
         argument_default=argparse.SUPPRESS,
     )
-    add = parser.add_argument
-    add("--host", help="address to listen on (default 0.0.0.0)")
-    add("--port", type=int, help="port for WebLink and /healthz (default 8080)")
-    add("--ws-path", help="the only URL path printers may use (default: any)")
-    add("--amqp-url", help="RabbitMQ URL (default amqp://guest:guest@127.0.0.1:5672/)")
-    add("--namespace", help="prefix of exchange and queue names (default zebra)")
-    add("--replica", help="this replica's name (default: host-pid-random)")
-    add("--queue-max-length", type=int, help="x-max-length of printer queues")
-    add(
-        "--queue-type",
-        choices=["classic", "quorum"],
-        help="x-queue-type of printer queues",
-    )
-    add("--ws-ping-interval", type=float, help="seconds between pings (default 20)")
-    add("--shutdown-timeout", type=float, help="seconds to drain on SIGTERM")
-    add("--log-level", choices=["debug", "info", "warning", "error"])
-    add("--log-format", choices=["auto", "json", "console"])
-    add(
+    for name, field in GatewaySettings.model_fields.items():
+        kind, choices = _flag_type(field.annotation)
+        parser.add_argument(
+            "--" + name.replace("_", "-"),
+            dest=name,
+            type=kind,
+            choices=choices,
+            help=field.description,
+        )
+    parser.add_argument(
         "--check",
         action="store_true",
         help="probe a running gateway's /readyz on --host/--port and exit 0 or 1",

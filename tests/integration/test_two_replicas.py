@@ -22,6 +22,8 @@ async def test_main_on_one_replica_raw_and_config_on_another(harness):
             channel_urls={"raw": b.url, "config": b.url},
         )
         async with PrinterEmulator(a.url, SERIAL, options) as printer:
+            # Replica A declares the queues before it asks for the raw channel.
+            await printer.wait_channel("raw", timeout=LONG)
             client = await harness.client()
             outcome = await client.print(SERIAL, b"^XA^FDtwo^FS^XZ", timeout=LONG)
             assert outcome.status is JobStatus.DELIVERED
