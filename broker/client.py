@@ -49,6 +49,7 @@ from broker.schemas import (
     HEADER_CONFIRM,
     HEADER_RESPONSE,
     HEADER_TIMEOUT,
+    DEFAULT_PRINTED_TIMEOUT_MS,
     MAX_TIMEOUT_MS,
     PRESENCE_QUERY_TYPE,
     PRESENCE_REPLY_TYPE,
@@ -502,8 +503,11 @@ class BrokerClient:
                 f"sent as {HEADER_RESPONSE}"
             )
         if timeout_ms is not None:
-            if request_type is RequestType.PRINT:
-                raise SchemaError("timeout_ms= is for zebra.query and zebra.sgd")
+            if request_type is RequestType.PRINT and confirm != Confirm.PRINTED:
+                raise SchemaError(
+                    "timeout_ms= is for zebra.query, zebra.sgd and prints with "
+                    "confirm=printed"
+                )
             message_headers[HEADER_TIMEOUT] = _check_timeout_ms(timeout_ms)
         if confirm is not None:
             if request_type is not RequestType.PRINT:
@@ -605,6 +609,7 @@ class BrokerClient:
         *,
         confirm: Confirm | str = Confirm.DELIVERED,
         expiration: float | None = None,
+        timeout_ms: int | None = None,
         timeout: float | None = None,
     ) -> Outcome:
         """Print ``data`` (ZPL, CPCL...) and return the job's outcome.
@@ -619,8 +624,10 @@ class BrokerClient:
             confirm: ``delivered`` (written to the printer) or ``printed`` (the
                 printer reported the job complete).
             expiration: seconds the job may wait in the queue before it expires.
+            timeout_ms: with ``confirm=printed``, how long the gateway waits for the
+                printer to report the job complete (gateway default 60 s).
             timeout: seconds to wait for the outcome (default: the
-                ``request_timeout`` setting).
+                ``request_timeout`` setting, or longer for ``confirm=printed``).
 
         Raises:
             RequestTimeout: no outcome within ``timeout`` (the job may still print).
@@ -633,8 +640,11 @@ class BrokerClient:
             type=RequestType.PRINT,
             confirm=confirm,
             expiration=expiration,
+            timeout_ms=timeout_ms,
         )
-        return await self._wait(handle, self._answer_timeout(timeout, None))
+        if confirm == Confirm.PRINTED and timeout_ms is None:
+            timeout_ms = DEFAULT_PRINTED_TIMEOUT_MS
+        return await self._wait(handle, self._answer_timeout(timeout, timeout_ms))
 
     async def query(
         self,

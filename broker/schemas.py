@@ -38,6 +38,9 @@ HEADER_ERROR = "x-zebra-error"
 
 #: Default time the gateway waits for a printer's answer, in milliseconds.
 DEFAULT_TIMEOUT_MS = 5_000
+#: Default time the gateway waits for ``PQ JOB COMPLETED`` with
+#: ``x-zebra-confirm: printed`` (printing takes longer than answering), in ms.
+DEFAULT_PRINTED_TIMEOUT_MS = 60_000
 #: Longest answer timeout a request may ask for (RabbitMQ's consumer timeout is 30 min).
 MAX_TIMEOUT_MS = 600_000
 
@@ -126,7 +129,8 @@ class Request(BaseModel):
     body: bytes
     reply_to: str | None = None
     correlation_id: str | None = None
-    #: For queries and SGD: seconds to wait for the answer once sent.
+    #: For queries and SGD: seconds to wait for the answer once sent; for prints
+    #: with ``confirm=printed``: for the printer to report the job complete.
     timeout: float = DEFAULT_TIMEOUT_MS / 1000
     #: For queries: how the answer ends.
     response: ResponseFraming | None = None
@@ -223,6 +227,8 @@ def parse_request(
                         f"unknown {HEADER_CONFIRM} {confirm_text[:40]!r}: "
                         "use delivered or printed"
                     ) from None
+        if fields.get("confirm") is Confirm.PRINTED:
+            fields.setdefault("timeout", DEFAULT_PRINTED_TIMEOUT_MS / 1000)
         if kind is not RequestType.SGD and not body:
             raise SchemaError(f"{kind.value} request has an empty body")
         if kind is RequestType.SGD:

@@ -30,6 +30,7 @@ from broker.schemas import (
 )
 from broker.schemas import (
     ChannelOpened,
+    Confirm,
     JobStatus,
     Outcome,
     PrinterData,
@@ -42,7 +43,7 @@ from broker.topology import Channel
 from gateway.control import ControlMessage, ControlOp
 from gateway.main_channel import publish_alert
 from gateway.socket import PrinterSocket
-from gateway.weblink import ChannelKind, CloseCode
+from gateway.weblink import ChannelKind, CloseCode, count_labels
 from gateway.weblink.events import (
     AlertReceived,
     Event,
@@ -82,6 +83,12 @@ class RequestSession:
         self._answer: asyncio.Future[Any] | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._closed = asyncio.Event()
+        #: Labels written on this socket, and ``PQ JOB COMPLETED`` alerts heard since
+        #: it opened: a job with ``confirm=printed`` is printed when the completions
+        #: reach the labels written up to and including it.
+        self.labels_sent = 0
+        self.labels_completed = 0
+        self._printed: list[tuple[int, asyncio.Future[None]]] = []
         self.log = log.bind(
             printer_serial=self.printer_serial, channel=self.channel.value
         )
@@ -96,6 +103,17 @@ class RequestSession:
 
     async def close(self, code: CloseCode, reason: str) -> None:
         await self.socket.close(code, reason)
+
+    def on_printer_alert(self, condition: str, state: str) -> None:
+        """Count job completions (the alert may have come through another replica)."""
+        if self.channel is not Channel.RAW:
+            return
+        if condition != "pq_job_completed" or state != "set":
+            return
+        self.labels_completed += 1
+        for target, waiter in self._printed:
+            if self.labels_completed >= target and not waiter.done():
+                waiter.set_result(None)
 
     # -- life ------------------------------------------------------------------
 
@@ -183,7 +201,7 @@ class RequestSession:
             elif isinstance(event, RawDataReceived):
                 await self._publish_data(event.data)
             elif isinstance(event, AlertReceived):
-                await publish_alert(self.bus, self.printer_serial, event)
+                await publish_alert(self.bus, self.socket, event)
             elif isinstance(event, ProtocolViolation):
                 self.log.warning(
                     "channel.protocol_violation",
@@ -208,8 +226,12 @@ class RequestSession:
             self.log.warning("event.publish_failed", event="data", error=str(exc))
 
     def _fail_pending(self) -> None:
-        if self._answer is not None and not self._answer.done():
-            self._answer.set_exception(ChannelClosed("the printer channel closed"))
+        waiters = [waiter for _, waiter in self._printed]
+        if self._answer is not None:
+            waiters.append(self._answer)
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_exception(ChannelClosed("the printer channel closed"))
 
     def _restart_idle_timer(self) -> None:
         if self._idle is not None:
@@ -299,10 +321,7 @@ class RequestSession:
     async def _execute(self, request: Request) -> Outcome:
         """Carry out one valid request. Raises ChannelClosed if it must be retried."""
         if request.type is RequestType.PRINT:
-            await self.socket.send_chunked(
-                request.body, self.settings.ws_send_chunk_size
-            )
-            return self._outcome(request, JobStatus.DELIVERED)
+            return await self._print(request)
         loop = asyncio.get_running_loop()
         self._answer = loop.create_future()
         protocol = self.socket.protocol
@@ -335,6 +354,54 @@ class RequestSession:
             JobStatus.OK,
             body=json.dumps(answer, separators=(",", ":")).encode(),
         )
+
+    async def _print(self, request: Request) -> Outcome:
+        labels = count_labels(request.body)
+        confirm_printed = request.confirm is Confirm.PRINTED
+        if confirm_printed and not labels:
+            return self._outcome(
+                request,
+                JobStatus.REJECTED,
+                error="x-zebra-confirm printed needs complete ZPL formats (^XA…^XZ) "
+                "whose labels the printer reports",
+            )
+        self.labels_sent += labels
+        try:
+            await self.socket.send_chunked(
+                request.body, self.settings.ws_send_chunk_size
+            )
+        except ChannelClosed:
+            self.labels_sent -= labels
+            raise
+        if not confirm_printed:
+            return self._outcome(request, JobStatus.DELIVERED)
+        target = self.labels_sent
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.labels_completed >= target:
+            waiter.set_result(None)
+        entry = (target, waiter)
+        self._printed.append(entry)
+        try:
+            async with asyncio.timeout(request.timeout):
+                await waiter
+        except TimeoutError:
+            return self._outcome(
+                request,
+                JobStatus.TIMEOUT,
+                error=f"the printer did not report the job's {labels} label(s) printed "
+                f"within {request.timeout:g} s",
+            )
+        except ChannelClosed:
+            return self._outcome(
+                request,
+                JobStatus.UNCERTAIN,
+                error="the raw channel closed after the job was written and before the "
+                "printer reported it printed; it may or may not have printed and is "
+                "not resent",
+            )
+        finally:
+            self._printed.remove(entry)
+        return self._outcome(request, JobStatus.PRINTED)
 
     async def _timed_out(self, request: Request) -> Outcome:
         protocol = self.socket.protocol

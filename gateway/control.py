@@ -20,6 +20,8 @@ class ControlOp(StrEnum):
     CHANNEL_CLOSED = "channel_closed"
     #: A new main socket was identified: older sockets of the printer must close.
     MAIN_CLAIMED = "main_claimed"
+    #: The printer sent an alert (on whichever replica holds the socket it came on).
+    ALERT = "alert"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,9 @@ class ControlMessage:
     since: float
     kind: str | None = None
     close_code: int | None = None
+    #: For ALERT: the normalised condition (``pq_job_completed``) and ``set``/``clear``.
+    condition: str | None = None
+    state: str | None = None
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()

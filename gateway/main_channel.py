@@ -111,6 +111,9 @@ class MainSession:
     async def close(self, code: CloseCode, reason: str) -> None:
         await self.socket.close(code, reason)
 
+    def on_printer_alert(self, condition: str, state: str) -> None:
+        """Alerts matter to raw channels (job completions), not to main."""
+
     def presence(self) -> PrinterPresence:
         d = self.discovery
         return PrinterPresence(
@@ -209,7 +212,7 @@ class MainSession:
     async def _handle(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, AlertReceived):
-                await publish_alert(self.bus, self.printer_serial, event)
+                await publish_alert(self.bus, self.socket, event)
             elif isinstance(event, ProtocolViolation):
                 self.log.warning(
                     "channel.protocol_violation",
@@ -302,10 +305,26 @@ class MainSession:
         )
 
 
-async def publish_alert(bus: Bus, printer_serial: str, event: AlertReceived) -> None:
-    """Publish a printer alert as ``printer.<serial>.alert.<condition>``."""
+async def publish_alert(bus: Bus, socket: PrinterSocket, event: AlertReceived) -> None:
+    """Publish a printer alert as ``printer.<serial>.alert.<condition>``.
+
+    It also goes to the printer's control key, so that a raw channel on any replica
+    learns of job completions (``x-zebra-confirm: printed``).
+    """
     alert = event.alert
+    printer_serial = socket.printer_serial
+    state = "clear" if alert.state == "clear" else "set"
+    notice = ControlMessage(
+        op=ControlOp.ALERT,
+        printer_serial=printer_serial,
+        replica=bus.replica,
+        socket_id=socket.id,
+        since=socket.identified_at,
+        condition=alert.condition,
+        state=state,
+    )
     try:
+        await bus.publish_control(printer_serial, notice.encode())
         await bus.publish_event(
             bus.topology.alert_key(printer_serial, alert.condition),
             PrinterAlert(
@@ -313,7 +332,7 @@ async def publish_alert(bus: Bus, printer_serial: str, event: AlertReceived) -> 
                 replica=bus.replica,
                 condition=alert.condition,
                 condition_name=alert.condition_name,
-                state="clear" if alert.state == "clear" else "set",
+                state=state,
                 setting_name=alert.setting_name,
                 setting_value=alert.setting_value,
                 printer_time=alert.printer_time,

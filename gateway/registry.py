@@ -45,6 +45,8 @@ class Session(Protocol):
 
     async def close(self, code: CloseCode, reason: str) -> None: ...
 
+    def on_printer_alert(self, condition: str, state: str) -> None: ...
+
 
 class Registry:
     """Sessions on this replica, keyed by printer serial."""
@@ -154,6 +156,10 @@ class Registry:
             return
         if message.op is ControlOp.MAIN_CLAIMED:
             self._close_older(message)
+            return
+        if message.op is ControlOp.ALERT:
+            for session in list(self._sessions.get(message.printer_serial, ())):
+                session.on_printer_alert(message.condition or "", message.state or "")
             return
         main = self.main_for(message.printer_serial)
         if main is not None:

@@ -20,6 +20,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from gateway.weblink.labels import format_label_count
+
 STX = b"\x02"
 ETX = b"\x03"
 CRLF = b"\r\n"
@@ -32,7 +34,6 @@ _MAX_COMMAND_SIZE = 64 * 1024
 
 _TOKEN = re.compile(rb"\^XA|~HS|~HI|!\s?U1\s|\{\}", re.IGNORECASE)
 _FORMAT_END = re.compile(rb"\^XZ", re.IGNORECASE)
-_QUANTITY = re.compile(rb"\^PQ\s*(\d*)", re.IGNORECASE)
 _SGD_LINE = re.compile(
     rb'!\s?U1\s+(getvar|setvar|do)\s+"([^"\r\n]*)"(?:[ \t]+"([^"\r\n]*)")?',
     re.IGNORECASE,
@@ -88,22 +89,7 @@ RawCommand = (
 )
 
 
-def label_count(format_data: bytes) -> int:
-    """Return how many labels a format prints.
-
-    The first parameter of the last ``^PQ`` decides; a missing, empty or zero
-    quantity means one label.
-
-    Args:
-        format_data: one ``^XA…^XZ`` format.
-
-    Returns:
-        The label count, at least 1.
-    """
-    quantities = _QUANTITY.findall(format_data)
-    if not quantities or not quantities[-1]:
-        return 1
-    return max(1, int(quantities[-1]))
+label_count = format_label_count
 
 
 class ZplStream:

@@ -41,6 +41,7 @@ from gateway.weblink.events import (
 )
 from gateway.weblink.framing import RESPONSE_KINDS, ResponseCollector
 from gateway.weblink.jsonstream import JsonStream, JsonStreamError
+from gateway.weblink.labels import count_labels, format_label_count
 from gateway.weblink.sgd import encode_json, encode_sgd_request, reply_matches
 
 __all__ = [
@@ -71,12 +72,14 @@ __all__ = [
     "SgdReplyReceived",
     "SgdRequestReceived",
     "UnsolicitedMessage",
+    "count_labels",
     "crc16_xmodem",
     "decode_discovery_b64",
     "encode_alert",
     "encode_discovery_b64",
     "encode_json",
     "encode_sgd_request",
+    "format_label_count",
     "normalize_condition",
     "parse_alert",
     "reply_matches",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from broker.schemas import JobStatus
+from broker.schemas import Confirm, JobStatus
 from gateway.emulator import EmulatorOptions, PrinterEmulator
 from tests.support.processes import GatewayProcess
 from tests.support.timing import LONG, SHORT
