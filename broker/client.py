@@ -46,10 +46,10 @@ from broker.errors import (
     UnroutableMessage,
 )
 from broker.schemas import (
+    DEFAULT_PRINTED_TIMEOUT_MS,
     HEADER_CONFIRM,
     HEADER_RESPONSE,
     HEADER_TIMEOUT,
-    DEFAULT_PRINTED_TIMEOUT_MS,
     MAX_TIMEOUT_MS,
     PRESENCE_QUERY_TYPE,
     PRESENCE_REPLY_TYPE,
