@@ -111,7 +111,7 @@ async def test_alerts_are_published_with_normalised_condition(harness):
     gateway = await harness.gateway()
     client = await harness.client()
     printer = await harness.printer(harness.url(gateway), SERIAL)
-    await printer.wait_until(lambda: printer.configured_alerts, timeout=SHORT)
+    await printer.wait_until(lambda: bool(printer.configured_alerts), timeout=SHORT)
     async with watching(client, f"printer.{SERIAL}.alert.*") as log:
         await printer.set_fault("paper out", True)
         await printer.set_fault("paper out", False)
@@ -130,7 +130,7 @@ async def test_sgd_set_alert_carries_setting(harness):
     gateway = await harness.gateway()
     client = await harness.client()
     printer = await harness.printer(harness.url(gateway), SERIAL)
-    await printer.wait_until(lambda: printer.configured_alerts, timeout=SHORT)
+    await printer.wait_until(lambda: bool(printer.configured_alerts), timeout=SHORT)
     async with watching(client, f"printer.{SERIAL}.alert.sgd_set") as log:
         await printer.send_alert(
             "SGD SET",

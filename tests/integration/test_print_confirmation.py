@@ -12,7 +12,7 @@ async def test_printed_waits_for_every_label_of_the_job(harness):
     """A `^PQ3` job with confirm=printed ends `printed` after its third label."""
     gateway = await harness.gateway()
     printer = await harness.printer(harness.url(gateway), SERIAL, label_print_time=0.05)
-    await printer.wait_until(lambda: printer.configured_alerts, timeout=SHORT)
+    await printer.wait_until(lambda: bool(printer.configured_alerts), timeout=SHORT)
     client = await harness.client()
     outcome = await client.print(
         SERIAL, b"^XA^FDthree^FS^PQ3^XZ", confirm=Confirm.PRINTED, timeout=SHORT
@@ -25,7 +25,7 @@ async def test_printed_counts_labels_of_earlier_unconfirmed_jobs(harness):
     """Completions of earlier `delivered` jobs do not confirm a later `printed` job."""
     gateway = await harness.gateway()
     printer = await harness.printer(harness.url(gateway), SERIAL, label_print_time=0.05)
-    await printer.wait_until(lambda: printer.configured_alerts, timeout=SHORT)
+    await printer.wait_until(lambda: bool(printer.configured_alerts), timeout=SHORT)
     client = await harness.client()
     first = await client.submit(SERIAL, b"^XA^FDa^FS^PQ2^XZ")
     second = await client.submit(SERIAL, b"^XA^FDb^FS^XZ", confirm=Confirm.PRINTED)
