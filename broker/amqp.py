@@ -228,6 +228,10 @@ async def declare_printer_topology(
     """
     for spec in public_exchange_specs(topology):
         await declare_exchange(channel, spec)
+    # The gateway's dead-letter queue too, so that a request that expires before any
+    # gateway ever ran still gets its `expired` outcome once one starts.
+    dead = await channel.declare_queue(topology.dead_letter_queue, durable=True)
+    await dead.bind(topology.dead_letter_exchange, routing_key="")
     names = []
     for printer_channel in (Channel.RAW, Channel.CONFIG):
         queue_spec = topology.printer_queue_spec(printer_serial, printer_channel)
