@@ -122,8 +122,11 @@ class RequestSession:
         serial = self.printer_serial
         await self.registry.acquire(serial, self)
         try:
-            spec, key = self.bus.printer_routing(serial, self.channel)
-            await self.bus.declare_printer_queue(spec, key)
+            # The main session declared the queue before asking for this channel;
+            # a passive check suffices unless the queue was deleted since.
+            if await self.bus.queue_message_count(self.queue_name) is None:
+                spec, key = self.bus.printer_routing(serial, self.channel)
+                await self.bus.declare_printer_queue(spec, key)
             consumer = await self.bus.consume(
                 self.queue_name,
                 consumer_tag=f"{self.bus.replica} {serial} {self.channel.value}",

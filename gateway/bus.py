@@ -348,11 +348,15 @@ class Bus:
             count: int = await self._on_declare_channel(declare)
         except aiormq.exceptions.ChannelPreconditionFailed as exc:
             log.warning("amqp.queue_arguments_differ", queue=spec.name, error=str(exc))
-            return await self.queue_message_count(spec.name)
+            return await self.queue_message_count(spec.name) or 0
         return count
 
-    async def queue_message_count(self, queue_name: str) -> int:
-        """Return how many messages wait in a queue (0 if it does not exist)."""
+    async def queue_message_count(self, queue_name: str) -> int | None:
+        """Return how many messages wait in a queue, or ``None`` if it does not exist.
+
+        A passive declaration: cheap, and a missing queue closes a declare channel,
+        never a consumer's.
+        """
 
         async def passive(channel: AbstractChannel) -> int:
             queue = await channel.declare_queue(queue_name, passive=True)
@@ -361,7 +365,7 @@ class Bus:
         try:
             count: int = await self._on_declare_channel(passive)
         except aiormq.exceptions.ChannelNotFoundEntity:
-            return 0
+            return None
         return count
 
     async def bind_control(self, routing_key: str, *, wakeup: bool = False) -> None:

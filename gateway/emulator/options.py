@@ -36,6 +36,9 @@ class EmulatorOptions:
     #: Close the config socket with 1000 right after each SGD reply, as some firmware
     #: does (§5, §8.2).
     close_config_after_reply: bool = False
+    #: Answer JSON SGD on the config channel. Off, requests are recorded and left
+    #: unanswered, like a printer in line-print mode or a wedged one (§8.9).
+    answer_sgd: bool = True
     #: Send the legacy (version 3) discovery packet instead of the v4 one (§4.1).
     legacy_discovery: bool = False
 

@@ -448,8 +448,11 @@ class PrinterEmulator:
     ) -> None:
         """Answer one JSON SGD request on config (§5)."""
         self.sgd_requests.append(request)
-        reply = answer_sgd(self.settings, request)
         self._changes.notify()
+        if not self.options.answer_sgd:
+            sock.log.info("sgd.ignored", settings=len(request))
+            return
+        reply = answer_sgd(self.settings, request)
         pretty = self.options.pretty_json
         sent = await sock.send(
             lambda protocol: protocol.send_json(reply, pretty=pretty)

@@ -121,3 +121,19 @@ async def test_query_without_answer_times_out(harness):
         )
     assert caught.value.outcome.status is JobStatus.TIMEOUT
     assert "0.3 s" in caught.value.outcome.error
+
+
+async def test_sgd_without_answer_times_out_and_config_starts_over(harness):
+    """An unanswered SGD request ends `timeout`; the config socket is replaced."""
+    gateway = await harness.gateway()
+    printer = await harness.printer(harness.url(gateway), SERIAL, answer_sgd=False)
+    client = await harness.client()
+    with pytest.raises(PrinterError) as caught:
+        await client.sgd_get(SERIAL, "device.friendly_name", timeout_ms=300)
+    assert caught.value.outcome.status is JobStatus.TIMEOUT
+    # A late reply could pair with the next request, so the gateway closed config.
+    await printer.wait_channel_closed("config", timeout=SHORT)
+    printer.options.answer_sgd = True
+    assert await client.sgd_get(SERIAL, "device.friendly_name") == {
+        "device.friendly_name": SERIAL
+    }

@@ -100,3 +100,53 @@ async def test_invalid_serial_is_refused_by_the_client(harness):
     for bad in ("50J.0001", "#", "a" * 65, "", "x*y"):
         with pytest.raises(ValueError, match="serial"):
             await client.submit(bad, b"^XA^XZ")
+
+
+async def test_expired_job_is_not_printed_when_the_printer_comes_back(harness):
+    """After its `expired` outcome, a job never reaches the printer, even once online."""
+    gateway = await harness.gateway()
+    client = await harness.client()
+    await client.provision("50J000000005")
+    harness.serials.add("50J000000005")
+    stale = await client.submit("50J000000005", b"^XA^FDstale^XZ", expiration=0.1)
+    assert (await stale.outcome(timeout=SHORT)).status is JobStatus.EXPIRED
+    printer = await harness.printer(harness.url(gateway), "50J000000005")
+    fresh = await client.print("50J000000005", b"^XA^FDfresh^XZ", timeout=SHORT)
+    assert fresh.status is JobStatus.DELIVERED
+    # Requests go out in queue order, so a stale job would have come first.
+    assert await printer.wait_for_labels(1, timeout=SHORT) == [b"^XA^FDfresh^XZ"]
+
+
+async def test_request_dead_lettered_for_another_reason_ends_failed(harness):
+    """A request RabbitMQ dead-letters for a reason other than expiry ends `failed`."""
+    await harness.gateway()
+    client = await harness.client()
+    await client.provision("50J000000006")
+    harness.serials.add("50J000000006")
+    handle = await client.submit("50J000000006", b"^XA^XZ")
+    # An operator's tool rejects the request without requeueing it.
+    connection = await aio_pika.connect(harness.amqp_url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(
+            f"{harness.namespace}.printer.50J000000006.raw", passive=True
+        )
+        message = await queue.get(timeout=SHORT)
+        assert message is not None
+        await message.reject(requeue=False)
+    outcome = await handle.outcome(timeout=SHORT)
+    assert outcome.status is JobStatus.FAILED
+    assert "rejected" in (outcome.error or "")
+
+
+async def test_quorum_queues_work_end_to_end(harness):
+    """With queue type `quorum`, printer queues are quorum queues and printing works."""
+    gateway = await harness.gateway(queue_type="quorum")
+    printer = await harness.printer(harness.url(gateway), "50J000000008")
+    name = f"{harness.namespace}.printer.50J000000008.raw"
+    with pytest.raises(aio_pika.exceptions.ChannelPreconditionFailed):
+        await redeclare(harness.amqp_url, name, {"x-queue-type": "classic"})
+    client = await harness.client(queue_type="quorum")
+    outcome = await client.print("50J000000008", b"^XA^FDq^XZ", timeout=SHORT)
+    assert outcome.status is JobStatus.DELIVERED
+    assert await printer.wait_for_labels(1, timeout=SHORT) == [b"^XA^FDq^XZ"]

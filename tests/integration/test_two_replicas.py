@@ -34,7 +34,9 @@ async def test_main_on_one_replica_raw_and_config_on_another(harness):
                 answer = await client.sgd_set(SERIAL, "device.friendly_name", f"R{n}")
                 assert answer == {"device.friendly_name": f"R{n}"}
             # The completion alert arrives on main (replica A); the raw socket is on B.
-            await printer.wait_until(lambda: bool(printer.configured_alerts), timeout=SHORT)
+            await printer.wait_until(
+                lambda: bool(printer.configured_alerts), timeout=SHORT
+            )
             printed = await client.print(
                 SERIAL, b"^XA^FDp^FS^PQ2^XZ", confirm=Confirm.PRINTED, timeout=LONG
             )
