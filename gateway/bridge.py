@@ -42,6 +42,7 @@ from broker.schemas import (
 from broker.topology import Channel
 from gateway.control import ControlMessage, ControlOp
 from gateway.main_channel import publish_alert
+from gateway.session import SocketSession
 from gateway.socket import PrinterSocket
 from gateway.weblink import ChannelKind, CloseCode, count_labels
 from gateway.weblink.events import (
@@ -62,7 +63,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
-class RequestSession:
+class RequestSession(SocketSession):
     """One raw or config socket of a printer on this replica."""
 
     def __init__(
@@ -73,12 +74,14 @@ class RequestSession:
         registry: Registry,
         settings: GatewaySettings,
     ) -> None:
-        self.socket = socket
-        self.bus = bus
-        self.registry = registry
-        self.settings = settings
-        self.printer_serial = socket.printer_serial
         self.channel = Channel.RAW if socket.kind is ChannelKind.RAW else Channel.CONFIG
+        super().__init__(
+            socket,
+            bus=bus,
+            registry=registry,
+            settings=settings,
+            channel=self.channel.value,
+        )
         self.queue_name = bus.topology.printer_queue(self.printer_serial, self.channel)
         self._answer: asyncio.Future[Any] | None = None
         self._idle: asyncio.TimerHandle | None = None
@@ -89,20 +92,6 @@ class RequestSession:
         self.labels_sent = 0
         self.labels_completed = 0
         self._printed: list[tuple[int, asyncio.Future[None]]] = []
-        self.log = log.bind(
-            printer_serial=self.printer_serial, channel=self.channel.value
-        )
-
-    @property
-    def socket_id(self) -> str:
-        return self.socket.id
-
-    @property
-    def identified_at(self) -> float:
-        return self.socket.identified_at
-
-    async def close(self, code: CloseCode, reason: str) -> None:
-        await self.socket.close(code, reason)
 
     def on_printer_alert(self, condition: str, state: str) -> None:
         """Count job completions (the alert may have come through another replica)."""

@@ -26,8 +26,9 @@ from broker.errors import BrokerUnavailable, ChannelClosed
 from broker.schemas import PrinterAlert, PrinterOffline, PrinterOnline, PrinterPresence
 from broker.topology import Channel
 from gateway.control import ControlMessage, ControlOp
+from gateway.session import SocketSession
 from gateway.socket import PrinterSocket
-from gateway.weblink import ChannelKind, CloseCode, Discovery
+from gateway.weblink import ChannelKind, Discovery
 from gateway.weblink.events import (
     AlertReceived,
     Event,
@@ -75,7 +76,7 @@ class ChannelTracker:
         return min(MAX_REOPEN_DELAY, 2.0 ** min(self.failures, 10))
 
 
-class MainSession:
+class MainSession(SocketSession):
     """One printer's main socket on this replica."""
 
     def __init__(
@@ -86,11 +87,9 @@ class MainSession:
         registry: Registry,
         settings: GatewaySettings,
     ) -> None:
-        self.socket = socket
-        self.bus = bus
-        self.registry = registry
-        self.settings = settings
-        self.printer_serial = socket.printer_serial
+        super().__init__(
+            socket, bus=bus, registry=registry, settings=settings, channel="main"
+        )
         self.discovery: Discovery | None = socket.protocol.discovery
         self.since = datetime.now(UTC)
         self.trackers = {
@@ -98,21 +97,6 @@ class MainSession:
             ChannelKind.CONFIG: ChannelTracker(ChannelKind.CONFIG),
         }
         self._actions: asyncio.Queue[ChannelKind | None] = asyncio.Queue()
-        self.log = log.bind(printer_serial=self.printer_serial, channel="main")
-
-    @property
-    def socket_id(self) -> str:
-        return self.socket.id
-
-    @property
-    def identified_at(self) -> float:
-        return self.socket.identified_at
-
-    async def close(self, code: CloseCode, reason: str) -> None:
-        await self.socket.close(code, reason)
-
-    def on_printer_alert(self, condition: str, state: str) -> None:
-        """Alerts matter to raw channels (job completions), not to main."""
 
     def presence(self) -> PrinterPresence:
         d = self.discovery

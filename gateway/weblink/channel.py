@@ -61,16 +61,7 @@ _ANY_KIND = (_MAIN, _RAW, _CONFIG)
 class ChannelProtocol(ChannelBase):
     """The WebLink protocol on one WebSocket, as the gateway or as a printer.
 
-    Args:
-        role: ``Role.GATEWAY`` (the server) or ``Role.PRINTER`` (the emulator).
-        kind: Printer role only: which channel this socket is.
-        printer_serial: Printer role only: the serial the printer announces.
-        max_buffer_size: Most bytes held for an incomplete JSON value, or for a raw
-            query's answer, before giving up.
-
-    Raises:
-        ValueError: ``kind``/``printer_serial`` missing for the printer role, or given
-            for the gateway role (there the first message names them).
+    Construction arguments are those of :class:`ChannelBase`.
     """
 
     # -- input ----------------------------------------------------------------------

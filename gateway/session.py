@@ -1,0 +1,51 @@
+"""What every session on this replica has: one printer socket and the shared parts."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import structlog
+
+from gateway.socket import PrinterSocket
+from gateway.weblink import CloseCode
+
+if TYPE_CHECKING:
+    from gateway.bus import Bus
+    from gateway.registry import Registry
+    from gateway.settings import GatewaySettings
+
+
+class SocketSession:
+    """One printer socket on this replica, with the bus, registry and settings."""
+
+    def __init__(
+        self,
+        socket: PrinterSocket,
+        *,
+        bus: Bus,
+        registry: Registry,
+        settings: GatewaySettings,
+        channel: str,
+    ) -> None:
+        self.socket = socket
+        self.bus = bus
+        self.registry = registry
+        self.settings = settings
+        self.printer_serial = socket.printer_serial
+        self.log = structlog.get_logger(type(self).__module__).bind(
+            printer_serial=self.printer_serial, channel=channel
+        )
+
+    @property
+    def socket_id(self) -> str:
+        return self.socket.id
+
+    @property
+    def identified_at(self) -> float:
+        return self.socket.identified_at
+
+    async def close(self, code: CloseCode, reason: str) -> None:
+        await self.socket.close(code, reason)
+
+    def on_printer_alert(self, condition: str, state: str) -> None:
+        """Hear an alert of this printer, from whichever replica holds its socket."""
