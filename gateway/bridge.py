@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -56,11 +57,25 @@ from gateway.weblink.events import (
 )
 
 if TYPE_CHECKING:
-    from gateway.bus import Bus, Delivery
+    from gateway.bus import Bus, Consumer, Delivery
     from gateway.registry import Registry
     from gateway.settings import GatewaySettings
 
 log = structlog.get_logger(__name__)
+
+#: How many times a new channel re-checks that older consumers are gone (each after a
+#: close notice or ``channel_open_timeout``) before relying on single active consumer.
+OWNERSHIP_CHECKS = 3
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    """Return as soon as any of the events is set."""
+    waiters = [asyncio.ensure_future(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
 
 
 class RequestSession(SocketSession):
@@ -86,6 +101,14 @@ class RequestSession(SocketSession):
         self._answer: asyncio.Future[Any] | None = None
         self._idle: asyncio.TimerHandle | None = None
         self._closed = asyncio.Event()
+        #: Set when the socket closes or the replica drains: wakes every wait.
+        self._wake = asyncio.Event()
+        self._released = asyncio.Event()
+        self._worker_done = asyncio.Event()
+        self._draining = False
+        self._busy = False
+        self._consumer: Consumer | None = None
+        self._lost = False
         #: Labels written on this socket, and ``PQ JOB COMPLETED`` alerts heard since
         #: it opened: a job with ``confirm=printed`` is printed when the completions
         #: reach the labels written up to and including it.
@@ -113,33 +136,160 @@ class RequestSession(SocketSession):
         try:
             # The main session declared the queue before asking for this channel;
             # a passive check suffices unless the queue was deleted since.
-            if await self.bus.queue_message_count(self.queue_name) is None:
+            if await self.bus.queue_counts(self.queue_name) is None:
                 spec, key = self.bus.printer_routing(serial, self.channel)
                 await self.bus.declare_printer_queue(spec, key)
-            consumer = await self.bus.consume(
-                self.queue_name,
-                consumer_tag=f"{self.bus.replica} {serial} {self.channel.value}",
-            )
+            await self._notify(ControlOp.CHANNEL_OPENED)
+            self.log.info("channel.opened", channel_id=self.socket.protocol.channel_id)
             try:
-                await self._notify(ControlOp.CHANNEL_OPENED)
-                self.log.info(
-                    "channel.opened", channel_id=self.socket.protocol.channel_id
-                )
                 async with asyncio.TaskGroup() as group:
-                    worker = group.create_task(self._work(consumer))
+                    worker = group.create_task(self._work())
                     await self._handle(first_events)
                     async for events in self.socket.events():
                         await self._handle(events)
                     self._closed.set()
+                    self._wake.set()
                     self._fail_pending()
-                    await consumer.cancel()
+                    await self._cancel_consumer()
                     await worker
             finally:
-                await consumer.cancel()
-                self.bus.forget(consumer)
+                await self._cancel_consumer()
                 await self._notify(ControlOp.CHANNEL_CLOSED)
         finally:
             await self.registry.release(serial, self)
+
+    # -- consuming ---------------------------------------------------------------
+
+    def wants_consumer(self) -> bool:
+        """Whether this session should be consuming its queue now."""
+        return not self._closed.is_set() and not self._draining
+
+    @property
+    def is_consuming(self) -> bool:
+        return self._consumer is not None
+
+    @property
+    def consumer_missing(self) -> bool:
+        """The consumer was lost (broker outage) and is not back yet."""
+        return self._lost and self.wants_consumer()
+
+    async def stop_consuming(self) -> None:
+        """Drain: finish the request in progress; the rest stay queued for others."""
+        self._draining = True
+        self._wake.set()
+        if not self._busy:
+            await self._cancel_consumer()
+        await self._worker_done.wait()
+
+    async def _cancel_consumer(self) -> None:
+        consumer = self._consumer
+        if consumer is not None:
+            await consumer.cancel()
+
+    async def _work(self) -> None:
+        """Consume while the socket lives: across broker reconnects, one at a time."""
+        try:
+            while self.wants_consumer():
+                if not await self._wait_until_ready():
+                    return
+                try:
+                    await self._take_ownership()
+                    if not self.wants_consumer():
+                        return
+                    consumer = await self.bus.consume(
+                        self.queue_name,
+                        consumer_tag=f"{self.bus.replica} {self.printer_serial} "
+                        f"{self.channel.value}",
+                    )
+                except BrokerUnavailable as exc:
+                    if self.bus.is_ready.is_set():
+                        # Not a broker outage: something is wrong with this queue.
+                        self.log.error("consumer.failed", error=str(exc))
+                        await self.socket.close(
+                            CloseCode.INTERNAL_ERROR, "cannot consume"
+                        )
+                        return
+                    continue
+                await self._consume(consumer)
+        finally:
+            self._worker_done.set()
+
+    async def _consume(self, consumer: Consumer) -> None:
+        self._consumer = consumer
+        self._lost = False
+        try:
+            while self.wants_consumer():
+                delivery = await consumer.get()
+                if not self.wants_consumer():
+                    await delivery.nack(requeue=True)
+                    return
+                self._busy = True
+                try:
+                    await self._process(delivery)
+                finally:
+                    self._busy = False
+        except BrokerUnavailable:
+            if self.wants_consumer():
+                self._lost = True
+                self.log.warning("consumer.lost", reason="broker connection lost")
+        finally:
+            self._consumer = None
+            await consumer.cancel()
+            self.bus.forget(consumer)
+
+    async def _wait_until_ready(self) -> bool:
+        """Wait for the broker connection; ``False`` if the session ends meanwhile."""
+        if not self.bus.is_ready.is_set():
+            ready = asyncio.ensure_future(self.bus.is_ready.wait())
+            woken = asyncio.ensure_future(self._wake.wait())
+            try:
+                await asyncio.wait({ready, woken}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                ready.cancel()
+                woken.cancel()
+        return self.bus.is_ready.is_set() and self.wants_consumer()
+
+    async def _take_ownership(self) -> None:
+        """Make sure no other connection drains this queue before consuming it.
+
+        If the queue has consumers (an older socket of this printer, perhaps a
+        half-open one on another replica), claim it: older sockets of this kind
+        close and cancel their consumers, wherever they are, and announce it. The
+        queue's single-active-consumer flag is only the backstop if that fails.
+        """
+        counts = await self.bus.queue_counts(self.queue_name)
+        if counts is None or counts[1] == 0:
+            return
+        claim = ControlMessage(
+            op=ControlOp.CHANNEL_CLAIMED,
+            printer_serial=self.printer_serial,
+            replica=self.bus.replica,
+            socket_id=self.socket.id,
+            since=self.socket.identified_at,
+            kind=self.channel.value,
+        )
+        self.log.info("consumer.claiming", consumers=counts[1])
+        await self.bus.publish_control(self.printer_serial, claim.encode())
+        for _ in range(OWNERSHIP_CHECKS):
+            self._released.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.settings.channel_open_timeout):
+                    await _first_of(self._released, self._wake)
+            if not self.wants_consumer():
+                return
+            counts = await self.bus.queue_counts(self.queue_name)
+            if counts is None or counts[1] == 0:
+                return
+        self.log.warning("consumer.ownership_unconfirmed", consumers=counts[1])
+
+    def on_channel_notice(self, message: ControlMessage) -> None:
+        """An older socket of this kind closed: its consumer is gone."""
+        if (
+            message.op is ControlOp.CHANNEL_CLOSED
+            and message.kind == self.channel.value
+            and message.socket_id != self.socket.id
+        ):
+            self._released.set()
 
     async def _notify(self, op: ControlOp) -> None:
         """Tell the printer's main session (wherever it is) and publish the event."""
@@ -238,21 +388,6 @@ class RequestSession(SocketSession):
             self._answer.set_result(self.socket.protocol.finish_query())
 
     # -- from the queue ----------------------------------------------------------
-
-    async def _work(self, consumer: Any) -> None:
-        while not self._closed.is_set():
-            try:
-                delivery = await consumer.get()
-            except BrokerUnavailable:
-                if not self._closed.is_set():
-                    await self.socket.close(
-                        CloseCode.GOING_AWAY, "lost the message broker; reconnect"
-                    )
-                return
-            if self._closed.is_set():
-                await delivery.nack(requeue=True)
-                return
-            await self._process(delivery)
 
     async def _process(self, delivery: Delivery) -> None:
         try:
@@ -435,57 +570,3 @@ class RequestSession(SocketSession):
             error=error,
             body=body,
         )
-
-
-async def handle_dead_letter(bus: Bus, delivery: Delivery) -> None:
-    """Turn a dead-lettered request into its outcome (``expired`` or ``failed``)."""
-    parsed = bus.topology.parse_request_key(delivery.routing_key)
-    reason = _death_reason(delivery.headers)
-    if parsed is None:
-        log.warning(
-            "deadletter.unknown", routing_key=delivery.routing_key, reason=reason
-        )
-        await delivery.ack()
-        return
-    serial, _channel = parsed
-    if reason == "expired":
-        status = JobStatus.EXPIRED
-        error = "the job's lifetime ran out before it could be sent to the printer"
-    else:
-        status = JobStatus.FAILED
-        error = f"RabbitMQ dead-lettered the request ({reason})"
-    outcome = Outcome(
-        job_id=delivery.message_id or new_job_id(),
-        printer_serial=serial,
-        status=status,
-        correlation_id=delivery.correlation_id,
-        error=error,
-    )
-    try:
-        kind = RequestType(delivery.message_type) if delivery.message_type else None
-    except ValueError:
-        kind = None
-    try:
-        await bus.publish_outcome(outcome, delivery.reply_to, kind)
-    except BrokerUnavailable as exc:
-        log.warning("deadletter.outcome_unpublished", error=str(exc))
-        return
-    await delivery.ack()
-    log.info(
-        "job.finished",
-        printer_serial=serial,
-        job_id=outcome.job_id,
-        status=status.value,
-        error=error,
-    )
-
-
-def _death_reason(headers: dict[str, Any]) -> str:
-    deaths = headers.get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
-        reason = deaths[0].get("reason")
-        if isinstance(reason, bytes):
-            return reason.decode()
-        if isinstance(reason, str):
-            return reason
-    return "unknown"

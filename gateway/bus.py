@@ -12,9 +12,11 @@ Layout, chosen so one replica can hold thousands of printers:
   declare that RabbitMQ refuses closes a declare channel, never a consumer's;
 - one channel with publisher confirms for outcomes, events and control messages.
 
-If the connection is lost the bus reports it (``on_connection_lost``) and reconnects
-with back-off; the server closes its printer sockets so that printers reconnect and
-everything is declared afresh.
+If the connection is lost the bus reports it (``on_connection_lost``), every consumer's
+``get`` fails, and the bus reconnects with back-off. Printer sockets stay open: once
+connected again the bus restores its own consumers and calls ``on_reconnected``, and
+the registry and sessions restore theirs (bindings, printer consumers). Requests
+published meanwhile wait in their queues and are delivered afterwards.
 """
 
 from __future__ import annotations
@@ -168,6 +170,9 @@ class Bus:
         self._on_control: Callable[[Delivery], Awaitable[None]] | None = None
         self._on_dead_letter: Callable[[Delivery], Awaitable[None]] | None = None
         self._on_connection_lost: Callable[[], None] | None = None
+        self._on_reconnected: Callable[[], Awaitable[None]] | None = None
+        #: Times the connection was re-established after a loss.
+        self.reconnects = 0
         self.is_ready = asyncio.Event()
         self._closing = False
         self._reconnect_task: asyncio.Task[None] | None = None
@@ -180,6 +185,7 @@ class Bus:
         on_control: Callable[[Delivery], Awaitable[None]],
         on_dead_letter: Callable[[Delivery], Awaitable[None]],
         on_connection_lost: Callable[[], None],
+        on_reconnected: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         """Connect, declare the shared topology and start the replica's consumers.
 
@@ -189,6 +195,7 @@ class Bus:
         self._on_control = on_control
         self._on_dead_letter = on_dead_letter
         self._on_connection_lost = on_connection_lost
+        self._on_reconnected = on_reconnected
         await self._connect()
 
     async def _connect(self) -> None:
@@ -296,7 +303,10 @@ class Bus:
                 log.warning("amqp.reconnect_failed", error=str(exc), retry_in=delay)
                 delay = min(delay * 2, 15.0)
             else:
-                log.info("amqp.reconnected")
+                self.reconnects += 1
+                log.info("amqp.reconnected", reconnects=self.reconnects)
+                if self._on_reconnected is not None:
+                    await self._on_reconnected()
                 return
 
     async def close(self) -> None:
@@ -351,22 +361,28 @@ class Bus:
             return await self.queue_message_count(spec.name) or 0
         return count
 
-    async def queue_message_count(self, queue_name: str) -> int | None:
-        """Return how many messages wait in a queue, or ``None`` if it does not exist.
+    async def queue_counts(self, queue_name: str) -> tuple[int, int] | None:
+        """Return (messages waiting, consumers) of a queue, or ``None`` if it is missing.
 
         A passive declaration: cheap, and a missing queue closes a declare channel,
         never a consumer's.
         """
 
-        async def passive(channel: AbstractChannel) -> int:
+        async def passive(channel: AbstractChannel) -> tuple[int, int]:
             queue = await channel.declare_queue(queue_name, passive=True)
-            return queue.declaration_result.message_count or 0
+            result = queue.declaration_result
+            return result.message_count or 0, result.consumer_count or 0
 
         try:
-            count: int = await self._on_declare_channel(passive)
+            counts: tuple[int, int] = await self._on_declare_channel(passive)
         except aiormq.exceptions.ChannelNotFoundEntity:
             return None
-        return count
+        return counts
+
+    async def queue_message_count(self, queue_name: str) -> int | None:
+        """Return how many messages wait in a queue, or ``None`` if it is missing."""
+        counts = await self.queue_counts(queue_name)
+        return None if counts is None else counts[0]
 
     async def bind_control(self, routing_key: str, *, wakeup: bool = False) -> None:
         """Route control messages for ``routing_key`` to this replica.

@@ -20,6 +20,9 @@ class ControlOp(StrEnum):
     CHANNEL_CLOSED = "channel_closed"
     #: A new main socket was identified: older sockets of the printer must close.
     MAIN_CLAIMED = "main_claimed"
+    #: A new raw or config socket wants the printer's queue: older sockets of that
+    #: kind must close (and cancel their consumers) before it starts consuming.
+    CHANNEL_CLAIMED = "channel_claimed"
     #: The printer sent an alert (on whichever replica holds the socket it came on).
     ALERT = "alert"
 

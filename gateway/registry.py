@@ -25,6 +25,7 @@ from broker.schemas import (
 )
 from broker.topology import Channel
 from gateway.bus import Bus, Delivery
+from gateway.bridge import RequestSession
 from gateway.control import ControlMessage, ControlOp
 from gateway.weblink import CloseCode
 
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
     from gateway.main_channel import MainSession
 
 log = structlog.get_logger(__name__)
+
+#: Shortest pause between two batches of sockets closed on shutdown.
+BATCH_INTERVAL = 0.1
 
 
 class Session(Protocol):
@@ -41,11 +45,16 @@ class Session(Protocol):
     def socket_id(self) -> str: ...
 
     @property
+    def kind(self) -> str: ...
+
+    @property
     def identified_at(self) -> float: ...
 
     async def close(self, code: CloseCode, reason: str) -> None: ...
 
     def on_printer_alert(self, condition: str, state: str) -> None: ...
+
+    def on_channel_notice(self, message: ControlMessage) -> None: ...
 
 
 class Registry:
@@ -154,20 +163,26 @@ class Registry:
         except ValueError as exc:
             log.warning("control.malformed", error=str(exc))
             return
+        sessions = list(self._sessions.get(message.printer_serial, ()))
         if message.op is ControlOp.MAIN_CLAIMED:
-            self._close_older(message)
-            return
-        if message.op is ControlOp.ALERT:
-            for session in list(self._sessions.get(message.printer_serial, ())):
+            self._close_older(message, sessions)
+        elif message.op is ControlOp.CHANNEL_CLAIMED:
+            same_kind = [s for s in sessions if s.kind == message.kind]
+            self._close_older(message, same_kind)
+        elif message.op is ControlOp.ALERT:
+            for session in sessions:
                 session.on_printer_alert(message.condition or "", message.state or "")
-            return
-        main = self.main_for(message.printer_serial)
-        if main is not None:
-            main.on_channel_notice(message)
+        else:
+            for session in sessions:
+                session.on_channel_notice(message)
 
-    def _close_older(self, claim: ControlMessage) -> None:
-        """Newest main wins: close every older socket of the printer (1001)."""
-        for session in list(self._sessions.get(claim.printer_serial, ())):
+    def _close_older(self, claim: ControlMessage, sessions: list[Session]) -> None:
+        """Newest wins: close the sessions identified before the claim (1001).
+
+        A main claim covers every socket of the printer (Zebra's servlet closes the
+        old main and all its channels); a channel claim covers that kind only.
+        """
+        for session in sessions:
             if session.socket_id == claim.socket_id:
                 continue
             if session.identified_at < claim.since:
@@ -205,6 +220,48 @@ class Registry:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def restore(self) -> None:
+        """After a reconnect: bind the control queue again for every local printer."""
+        for serial in list(self._sessions):
+            with contextlib.suppress(BrokerUnavailable):
+                await self.bus.bind_control(serial)
+        for serial in list(self._mains):
+            with contextlib.suppress(BrokerUnavailable):
+                await self.bus.bind_control(
+                    self.bus.topology.request_key(serial, Channel.CONFIG), wakeup=True
+                )
+        log.info("registry.restored", printers=len(self._sessions))
+
+    def request_sessions(self) -> list[RequestSession]:
+        """This replica's raw and config sessions."""
+        return [s for s in self.all_sessions() if isinstance(s, RequestSession)]
+
+    def missing_consumers(self) -> int:
+        """Printer channels that lost their consumer and have not got it back."""
+        return sum(1 for s in self.request_sessions() if s.consumer_missing)
+
+    async def close_in_batches(
+        self, code: CloseCode, reason: str, *, period: float
+    ) -> None:
+        """Close every printer socket, in batches spread evenly over ``period`` s."""
+        by_printer: dict[str, list[Session]] = {}
+        for serial, sessions in self._sessions.items():
+            by_printer[serial] = list(sessions)
+        printers = list(by_printer.values())
+        if not printers:
+            return
+        batches = max(1, min(len(printers), int(period / BATCH_INTERVAL)))
+        size = -(-len(printers) // batches)
+        for start in range(0, len(printers), size):
+            if start:
+                # Pacing between batches (not a wait for anything).
+                await asyncio.sleep(period / batches)
+            batch = [s for sessions in printers[start : start + size] for s in sessions]
+            await asyncio.gather(
+                *(s.close(code, reason) for s in batch), return_exceptions=True
+            )
+        log.info("registry.closed", printers=len(printers), batches=batches)
 
     async def close_all(self, code: CloseCode, reason: str) -> None:
         """Close every printer socket on this replica."""

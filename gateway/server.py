@@ -23,8 +23,9 @@ from websockets.typing import Subprotocol
 
 from broker.errors import BrokerUnavailable
 from broker.errors import ChannelClosed as ChannelClosedError
-from gateway.bridge import RequestSession, handle_dead_letter
+from gateway.bridge import RequestSession
 from gateway.bus import Bus
+from gateway.deadletters import handle_dead_letter
 from gateway.main_channel import MainSession
 from gateway.registry import Registry
 from gateway.settings import GatewaySettings
@@ -81,7 +82,23 @@ class Gateway:
 
     @property
     def is_ready(self) -> bool:
-        return self.bus.is_ready.is_set() and not self.draining
+        return not self.readiness_problems()
+
+    def readiness_problems(self) -> list[str]:
+        """Why this replica should not get new printers now (empty when ready).
+
+        Consumers are counted, not assumed: a printer channel that lost its
+        consumer and has not got it back makes the replica unready.
+        """
+        problems = []
+        if self.draining:
+            problems.append("draining")
+        if not self.bus.is_ready.is_set():
+            problems.append("no RabbitMQ connection")
+        missing = self.registry.missing_consumers()
+        if missing:
+            problems.append(f"{missing} printer channel(s) without a consumer")
+        return problems
 
     @property
     def port(self) -> int:
@@ -94,6 +111,7 @@ class Gateway:
             on_control=self.registry.handle_control,
             on_dead_letter=lambda delivery: handle_dead_letter(self.bus, delivery),
             on_connection_lost=self._broker_lost,
+            on_reconnected=self.registry.restore,
         )
         self.server = await serve(
             self._handle,
@@ -117,11 +135,32 @@ class Gateway:
         )
 
     async def stop(self) -> None:
-        """Stop accepting, close printer sockets with 1001, then leave RabbitMQ."""
+        """Drain and stop, in the order that loses and duplicates nothing.
+
+        1. Fail readiness, so load balancers stop sending printers here.
+        2. Stop accepting connections.
+        3. Stop consuming: requests in progress finish (up to ``shutdown_timeout``);
+           the rest stay in their queues for the replicas the printers move to.
+        4. Close printer sockets with 1001 in batches spread over
+           ``shutdown_grace_period``, so the other replicas are not stormed.
+        5. Leave RabbitMQ (anything still unacked goes back to its queue).
+        """
         self.draining = True
+        printers = self.registry.printer_count
+        log.info("gateway.draining", printers=printers)
         if self.server is not None:
             self.server.close(close_connections=False)
-        await self.registry.close_all(CloseCode.GOING_AWAY, "gateway shutting down")
+        sessions = self.registry.request_sessions()
+        try:
+            async with asyncio.timeout(self.settings.shutdown_timeout):
+                await asyncio.gather(*(s.stop_consuming() for s in sessions))
+        except TimeoutError:
+            log.warning("gateway.drain_timeout", requests_in_progress=len(sessions))
+        await self.registry.close_in_batches(
+            CloseCode.GOING_AWAY,
+            "gateway shutting down",
+            period=self.settings.shutdown_grace_period,
+        )
         if self.server is not None:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.shutdown_timeout):
@@ -129,16 +168,12 @@ class Gateway:
         if self._sessions:
             await asyncio.gather(*self._sessions, return_exceptions=True)
         await self.bus.close()
-        log.info("gateway.stopped")
+        log.info("gateway.stopped", printers=printers)
 
     def _broker_lost(self) -> None:
-        # Without RabbitMQ no request can reach a printer: let printers reconnect
-        # (to this replica once it is back, or to another) and declare afresh.
-        task = asyncio.get_running_loop().create_task(
-            self.registry.close_all(CloseCode.GOING_AWAY, "lost the message broker")
-        )
-        self._sessions.add(task)
-        task.add_done_callback(self._sessions.discard)
+        # Printer sockets stay open: requests wait in their queues, consumers and
+        # bindings come back when the bus reconnects (Registry.restore).
+        log.warning("gateway.not_ready", reason="no RabbitMQ connection")
 
     # -- handshake -------------------------------------------------------------
 
@@ -149,10 +184,12 @@ class Gateway:
         if path == "/healthz":
             return connection.respond(http.HTTPStatus.OK, "ok\n")
         if path == "/readyz":
-            if self.is_ready:
+            problems = self.readiness_problems()
+            if not problems:
                 return connection.respond(http.HTTPStatus.OK, "ready\n")
             return connection.respond(
-                http.HTTPStatus.SERVICE_UNAVAILABLE, "not ready\n"
+                http.HTTPStatus.SERVICE_UNAVAILABLE,
+                "not ready: " + "; ".join(problems) + "\n",
             )
         if self.settings.ws_path is not None and path != self.settings.ws_path:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "unknown path\n")

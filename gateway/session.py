@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from gateway.control import ControlMessage
 from gateway.socket import PrinterSocket
 from gateway.weblink import CloseCode
 
@@ -41,6 +42,10 @@ class SocketSession:
         return self.socket.id
 
     @property
+    def kind(self) -> str:
+        return self.socket.kind.value
+
+    @property
     def identified_at(self) -> float:
         return self.socket.identified_at
 
@@ -49,3 +54,6 @@ class SocketSession:
 
     def on_printer_alert(self, condition: str, state: str) -> None:
         """Hear an alert of this printer, from whichever replica holds its socket."""
+
+    def on_channel_notice(self, message: ControlMessage) -> None:
+        """Hear that a secondary socket of this printer opened or closed somewhere."""

@@ -69,6 +69,12 @@ class GatewaySettings(BaseBrokerSettings):
     shutdown_timeout: float = Field(
         10.0, ge=0, description="seconds in-flight requests get to finish on SIGTERM"
     )
+    shutdown_grace_period: float = Field(
+        5.0,
+        ge=0,
+        description="seconds over which printer sockets are closed, in batches, on "
+        "SIGTERM (spreads the reconnects over the other replicas)",
+    )
 
     @field_validator("ws_path")
     @classmethod
