@@ -175,11 +175,25 @@ class RequestSession(SocketSession):
 
     async def stop_consuming(self) -> None:
         """Drain: finish the request in progress; the rest stay queued for others."""
+        self._release()
+        await self._worker_done.wait()
+
+    async def close(self, code: CloseCode, reason: str) -> None:
+        """Stop consuming at once, then close the socket.
+
+        A superseded socket may be half-open: its close can take until
+        ``ws_close_timeout``, and the printer's new channel must not wait that long
+        for the queue.
+        """
+        self._release()
+        await super().close(code, reason)
+
+    def _release(self) -> None:
         self._draining = True
         self._wake.set()
-        if not self._busy:
-            await self._cancel_consumer()
-        await self._worker_done.wait()
+        consumer = self._consumer
+        if consumer is not None and not self._busy:
+            consumer.stop()  # the worker cancels it and announces the release
 
     async def _cancel_consumer(self) -> None:
         consumer = self._consumer
@@ -236,6 +250,8 @@ class RequestSession(SocketSession):
             self._consumer = None
             await consumer.cancel()
             self.bus.forget(consumer)
+            if not self._lost:
+                await self._publish_notice(ControlOp.CONSUMER_RELEASED)
 
     async def _wait_until_ready(self) -> bool:
         """Wait for the broker connection; ``False`` if the session ends meanwhile."""
@@ -257,6 +273,7 @@ class RequestSession(SocketSession):
         close and cancel their consumers, wherever they are, and announce it. The
         queue's single-active-consumer flag is only the backstop if that fails.
         """
+        self._released.clear()
         counts = await self.bus.queue_counts(self.queue_name)
         if counts is None or counts[1] == 0:
             return
@@ -271,10 +288,10 @@ class RequestSession(SocketSession):
         self.log.info("consumer.claiming", consumers=counts[1])
         await self.bus.publish_control(self.printer_serial, claim.encode())
         for _ in range(OWNERSHIP_CHECKS):
-            self._released.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.channel_open_timeout):
                     await _first_of(self._released, self._wake)
+            self._released.clear()
             if not self.wants_consumer():
                 return
             counts = await self.bus.queue_counts(self.queue_name)
@@ -285,25 +302,33 @@ class RequestSession(SocketSession):
     def on_channel_notice(self, message: ControlMessage) -> None:
         """An older socket of this kind closed: its consumer is gone."""
         if (
-            message.op is ControlOp.CHANNEL_CLOSED
+            message.op in (ControlOp.CHANNEL_CLOSED, ControlOp.CONSUMER_RELEASED)
             and message.kind == self.channel.value
             and message.socket_id != self.socket.id
         ):
             self._released.set()
 
-    async def _notify(self, op: ControlOp) -> None:
-        """Tell the printer's main session (wherever it is) and publish the event."""
-        serial = self.printer_serial
-        code = self.socket.transport.close_code
+    async def _publish_notice(self, op: ControlOp) -> None:
+        """Tell the printer's other sessions, wherever they are, about this one."""
         notice = ControlMessage(
             op=op,
-            printer_serial=serial,
+            printer_serial=self.printer_serial,
             replica=self.bus.replica,
             socket_id=self.socket.id,
             since=self.socket.identified_at,
             kind=self.channel.value,
-            close_code=code,
+            close_code=self.socket.close_code,
         )
+        try:
+            await self.bus.publish_control(self.printer_serial, notice.encode())
+        except BrokerUnavailable as exc:
+            self.log.warning("control.publish_failed", op=op.value, error=str(exc))
+
+    async def _notify(self, op: ControlOp) -> None:
+        """Announce this channel opening or closing: control notice, then event."""
+        serial = self.printer_serial
+        code = self.socket.close_code
+        await self._publish_notice(op)
         event: ChannelOpened | ChannelClosedEvent
         if op is ControlOp.CHANNEL_OPENED:
             event = ChannelOpened(
@@ -321,13 +346,12 @@ class RequestSession(SocketSession):
             what = "closed"
             self.log.info("channel.closed", close_code=code)
         try:
-            await self.bus.publish_control(serial, notice.encode())
             await self.bus.publish_event(
                 self.bus.topology.channel_key(serial, self.channel, what), event
             )
         except BrokerUnavailable as exc:
             self.log.warning(
-                "event.publish_failed", event=f"channel_{what}", error=str(exc)
+                "event.publish_failed", kind=f"channel_{what}", error=str(exc)
             )
 
     # -- from the printer --------------------------------------------------------
@@ -365,7 +389,7 @@ class RequestSession(SocketSession):
                 ),
             )
         except BrokerUnavailable as exc:
-            self.log.warning("event.publish_failed", event="data", error=str(exc))
+            self.log.warning("event.publish_failed", kind="data", error=str(exc))
 
     def _fail_pending(self) -> None:
         waiters = [waiter for _, waiter in self._printed]

@@ -113,6 +113,7 @@ class Consumer:
         self._queue: AbstractQueue | None = None
         self._buffer: asyncio.Queue[Delivery | None] = asyncio.Queue()
         self._closed = False
+        self._cancelled = False
 
     async def _on_message(self, message: AbstractIncomingMessage) -> None:
         if self._closed:
@@ -120,7 +121,8 @@ class Consumer:
             return
         self._buffer.put_nowait(_delivery(message))
 
-    def _mark_closed(self) -> None:
+    def stop(self) -> None:
+        """Make :meth:`get` fail from now on (call :meth:`cancel` to tell RabbitMQ)."""
         if not self._closed:
             self._closed = True
             self._buffer.put_nowait(None)
@@ -135,9 +137,9 @@ class Consumer:
 
     async def cancel(self) -> None:
         """Stop consuming and requeue anything received but not yet taken."""
-        was_closed = self._closed
-        self._mark_closed()
-        if not was_closed and self._queue is not None and self.tag is not None:
+        self.stop()
+        if not self._cancelled and self._queue is not None and self.tag is not None:
+            self._cancelled = True
             # If the channel is gone, RabbitMQ has requeued everything already.
             with contextlib.suppress(
                 aiormq.exceptions.AMQPError, RuntimeError, ConnectionError
@@ -174,6 +176,8 @@ class Bus:
         #: Times the connection was re-established after a loss.
         self.reconnects = 0
         self.is_ready = asyncio.Event()
+        #: Set while the connection is lost (the opposite of ``is_ready`` once started).
+        self.connection_lost = asyncio.Event()
         self._closing = False
         self._reconnect_task: asyncio.Task[None] | None = None
 
@@ -219,6 +223,7 @@ class Bus:
                 f"RabbitMQ refused the gateway's setup: {exc}"
             ) from exc
         connection.close_callbacks.add(self._connection_closed)
+        self.connection_lost.clear()
         self.is_ready.set()
         log.info(
             "amqp.connected", url=self.settings.amqp_url_for_logs, replica=self.replica
@@ -240,7 +245,7 @@ class Bus:
     def _consume_channel_closed(self, index: int) -> Callable[..., None]:
         def closed(*_args: Any) -> None:
             for consumer in self._consumers.get(index, ()):
-                consumer._mark_closed()
+                consumer.stop()
 
         return closed
 
@@ -283,9 +288,10 @@ class Bus:
         self.is_ready.clear()
         for consumers in self._consumers.values():
             for consumer in consumers:
-                consumer._mark_closed()
+                consumer.stop()
         if self._closing:
             return
+        self.connection_lost.set()
         log.error("amqp.connection_lost", error=str(exc) if exc else None)
         if self._on_connection_lost is not None:
             self._on_connection_lost()

@@ -23,6 +23,9 @@ class ControlOp(StrEnum):
     #: A new raw or config socket wants the printer's queue: older sockets of that
     #: kind must close (and cancel their consumers) before it starts consuming.
     CHANNEL_CLAIMED = "channel_claimed"
+    #: A raw or config socket stopped consuming its queue (superseded or draining),
+    #: possibly before the socket itself has finished closing.
+    CONSUMER_RELEASED = "consumer_released"
     #: The printer sent an alert (on whichever replica holds the socket it came on).
     ALERT = "alert"
 

@@ -178,7 +178,7 @@ class MainSession(SocketSession):
         await self.socket.flush()
 
     async def _publish_offline(self) -> None:
-        code = self.socket.transport.close_code
+        code = self.socket.close_code
         self.log.info("printer.offline", close_code=code)
         try:
             await self.bus.publish_event(
@@ -191,7 +191,7 @@ class MainSession(SocketSession):
                 ),
             )
         except BrokerUnavailable as exc:
-            self.log.warning("event.publish_failed", event="offline", error=str(exc))
+            self.log.warning("event.publish_failed", kind="offline", error=str(exc))
 
     async def _handle(self, events: list[Event]) -> None:
         for event in events:
@@ -323,4 +323,4 @@ async def publish_alert(bus: Bus, socket: PrinterSocket, event: AlertReceived) -
             ),
         )
     except BrokerUnavailable as exc:
-        log.warning("event.publish_failed", event="alert", error=str(exc))
+        log.warning("event.publish_failed", kind="alert", error=str(exc))

@@ -24,8 +24,8 @@ from broker.schemas import (
     PrinterPresence,
 )
 from broker.topology import Channel
-from gateway.bus import Bus, Delivery
 from gateway.bridge import RequestSession
+from gateway.bus import Bus, Delivery
 from gateway.control import ControlMessage, ControlOp
 from gateway.weblink import CloseCode
 

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import http
 import time
+from typing import Any
 
 import structlog
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -43,10 +44,25 @@ class WebSocketTransport:
 
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
+        self._closing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
     async def recv(self) -> bytes | str:
+        """Return the next message; stop at once when the gateway closes the socket.
+
+        The close handshake with a half-open peer lasts until ``ws_close_timeout``;
+        the session must not wait for it. (Cancelling websockets' ``recv`` loses no
+        data.)
+        """
+        if self._closing.done():
+            raise ChannelClosedError("closed by the gateway")
+        receiving = asyncio.ensure_future(self.connection.recv())
+        waiters: set[asyncio.Future[Any]] = {receiving, self._closing}
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        if not receiving.done():
+            receiving.cancel()
+            raise ChannelClosedError("closed by the gateway")
         try:
-            return await self.connection.recv()
+            return receiving.result()
         except ConnectionClosed as exc:
             raise ChannelClosedError(str(exc)) from exc
 
@@ -57,6 +73,8 @@ class WebSocketTransport:
             raise ChannelClosedError(str(exc)) from exc
 
     async def close(self, code: int, reason: str) -> None:
+        if not self._closing.done():
+            self._closing.set_result(None)
         await self.connection.close(code, reason[:120])
 
     @property
@@ -123,6 +141,7 @@ class Gateway:
             compression=None,
             ping_interval=self.settings.ws_ping_interval,
             ping_timeout=self.settings.ws_ping_timeout,
+            close_timeout=self.settings.ws_close_timeout,
             max_size=self.settings.ws_max_message_size,
             open_timeout=self.settings.identify_timeout,
         )

@@ -36,6 +36,12 @@ class GatewaySettings(BaseBrokerSettings):
     ws_ping_timeout: float | None = Field(
         20.0, gt=0, description="seconds to wait for a pong before dropping a socket"
     )
+    ws_close_timeout: float = Field(
+        1.0,
+        gt=0,
+        description="seconds to wait for a printer's close frame before dropping the "
+        "TCP connection (a half-open one never answers)",
+    )
     ws_max_message_size: int = Field(
         1 << 20, ge=1024, description="largest WebSocket message a printer may send"
     )

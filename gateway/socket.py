@@ -89,5 +89,13 @@ class PrinterSocket:
                 yield events
 
     async def close(self, code: CloseCode | int, reason: str) -> None:
-        """Close the socket (idempotent)."""
+        """Close the socket (idempotent); the first code and reason are kept."""
+        self.protocol.close(CloseCode(int(code)), reason)
         await self.transport.close(int(code), reason)
+
+    @property
+    def close_code(self) -> int | None:
+        """The code this socket closed with: ours if we closed it, else the peer's."""
+        if self.protocol.close_code is not None:
+            return int(self.protocol.close_code)
+        return self.transport.close_code

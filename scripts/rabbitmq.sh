@@ -23,22 +23,31 @@ fi
 
 if rabbitmqctl -q await_startup --timeout 2 >/dev/null 2>&1; then
   echo "rabbitmq: already running"
-  exit 0
-fi
-
-if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
-  echo "rabbitmq: starting"
-  as_root rabbitmq-server -detached
-fi
+else
+  if ! rabbitmq-diagnostics -q ping >/dev/null 2>&1; then
+    echo "rabbitmq: starting"
+    as_root rabbitmq-server -detached
+  fi
 
 # `await_startup` fails at once (exit 69) until the node has registered, so retry it;
 # `rabbitmq-diagnostics ping` answers before the node is ready and proves nothing.
+ready=no
 for _ in $(seq 1 90); do
   if rabbitmqctl -q await_startup --timeout 10 >/dev/null 2>&1; then
-    echo "rabbitmq: ready"
-    exit 0
+    ready=yes
+    break
   fi
   sleep 1
 done
-echo "rabbitmq: did not become ready in time" >&2
-exit 1
+if [ "$ready" != yes ]; then
+  echo "rabbitmq: did not become ready in time" >&2
+  exit 1
+fi
+echo "rabbitmq: ready"
+fi
+
+# The tests follow consumers coming and going through the event exchange plugin
+# (`amq.rabbitmq.event`); enabling it on a running node is idempotent and quick.
+if ! rabbitmq-plugins -q list -e rabbitmq_event_exchange 2>/dev/null | grep -q event_exchange; then
+  as_root rabbitmq-plugins -q enable rabbitmq_event_exchange >/dev/null
+fi

@@ -1,10 +1,13 @@
 """Print the README's configuration table from the settings classes' fields.
 
-``python scripts/settings_table.py`` prints it; ``tests/unit/test_readme.py`` checks that
+``python -m scripts.settings_table`` prints it (``--write`` updates the README); ``tests/unit/test_readme.py`` checks that
 the README carries exactly this table, so the two cannot drift apart.
 """
 
 from __future__ import annotations
+
+import sys
+from pathlib import Path
 
 from pydantic.fields import FieldInfo
 
@@ -60,5 +63,15 @@ def table() -> str:
     return "\n".join(rows)
 
 
+def write_readme(path: Path) -> None:
+    """Replace the table between the markers in ``path``."""
+    text = path.read_text()
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    path.write_text(text[:start] + table() + text[end:])
+
+
 if __name__ == "__main__":
-    print(table())
+    if "--write" in sys.argv:
+        write_readme(Path(__file__).resolve().parents[1] / "README.md")
+    else:
+        print(table())

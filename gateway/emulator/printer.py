@@ -441,7 +441,7 @@ class PrinterEmulator:
                     sock.log.error("weblink.protocol_violation", reason=reason)
                     await sock.close(close_code, reason[:120])
                 case _:
-                    sock.log.debug("event.ignored", event=type(event).__name__)
+                    sock.log.debug("event.ignored", kind=type(event).__name__)
 
     async def _answer_config(
         self, sock: PrinterSocket, request: dict[str, Any]

@@ -22,61 +22,10 @@ from broker.errors import BrokerUnavailable
 from broker.schemas import OUTCOME_TYPE, JobStatus, Outcome
 from broker.settings import ClientSettings, load_settings
 from broker.topology import Channel, Topology
+from tests.support.tcp_proxy import TcpProxy
 from tests.support.timing import LONG, SHORT
 
 PRINTER = "50J161000398"
-
-
-class TcpProxy:
-    """Forward connections to ``target``; :meth:`disconnect_all` cuts them all."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.transports: set[asyncio.WriteTransport] = set()
-        self.tasks: set[asyncio.Task[None]] = set()
-        self.port = 0
-        self.server: asyncio.Server | None = None
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def _accept(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
-    ) -> None:
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(
-                *self.target
-            )
-        except OSError:
-            writer.close()
-            return
-        self.transports |= {writer.transport, upstream_writer.transport}
-        await asyncio.gather(
-            self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
-        )
-
-    @staticmethod
-    async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        except ConnectionError:
-            pass
-        finally:
-            writer.transport.abort()
-
-    def disconnect_all(self) -> None:
-        for transport in self.transports:
-            transport.abort()
-        self.transports.clear()
-
-    async def close(self) -> None:
-        self.disconnect_all()
-        if self.server is not None:
-            self.server.close()
-            await self.server.wait_closed()
 
 
 @pytest.fixture

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 
 from broker.schemas import (
     ChannelClosed,
@@ -16,45 +14,10 @@ from broker.schemas import (
     PrinterOffline,
     PrinterOnline,
 )
+from tests.support.events import watching
 from tests.support.timing import SHORT
 
 SERIAL = "50J000000001"
-
-
-class EventLog:
-    """Collects events from a subscription and waits for one that matches."""
-
-    def __init__(self) -> None:
-        self.events: list[object] = []
-        self.changed = asyncio.Condition()
-
-    async def feed(self, subscription) -> None:
-        async for event in subscription:
-            async with self.changed:
-                self.events.append(event)
-                self.changed.notify_all()
-
-    async def wait_for(self, predicate):
-        """Return the first event that matches, waiting up to SHORT for it."""
-        async with asyncio.timeout(SHORT), self.changed:
-            while True:
-                for event in self.events:
-                    if predicate(event):
-                        return event
-                await self.changed.wait()
-
-
-@contextlib.asynccontextmanager
-async def watching(client, pattern: str = "#"):
-    log = EventLog()
-    async with client.events(pattern) as subscription:
-        task = asyncio.create_task(log.feed(subscription))
-        try:
-            yield log
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
 
 
 async def test_online_event_carries_discovery_details(harness):

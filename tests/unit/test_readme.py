@@ -14,7 +14,7 @@ def test_readme_settings_table_matches_the_settings_classes():
     """The README's configuration table is the one generated from the settings."""
     readme = (ROOT / "README.md").read_text()
     start, end = readme.index(BEGIN), readme.index(END) + len(END)
-    assert readme[start:end] == table(), "run: python scripts/settings_table.py"
+    assert readme[start:end] == table(), "run: python -m scripts.settings_table --write"
 
 
 def test_readme_starts_with_the_two_commands_ci_uses():
