@@ -35,6 +35,7 @@ HEADER_STATUS = "x-zebra-status"
 HEADER_JOB_ID = "x-zebra-job-id"
 HEADER_PRINTER = "x-zebra-printer"
 HEADER_ERROR = "x-zebra-error"
+HEADER_REDELIVERED = "x-zebra-redelivered"
 
 #: Default time the gateway waits for a printer's answer, in milliseconds.
 DEFAULT_TIMEOUT_MS = 5_000
@@ -282,6 +283,9 @@ class Outcome(BaseModel):
     error: str | None = None
     #: For ``ok``: the printer's answer (raw bytes, or the SGD reply's JSON bytes).
     body: bytes = b""
+    #: RabbitMQ delivered the request more than once (a gateway or its connection
+    #: died while it was in progress): it may have reached the printer twice.
+    redelivered: bool = False
 
     def to_headers(self) -> dict[str, str]:
         """Return the outcome's AMQP headers."""
@@ -292,6 +296,8 @@ class Outcome(BaseModel):
         }
         if self.error is not None:
             headers[HEADER_ERROR] = self.error
+        if self.redelivered:
+            headers[HEADER_REDELIVERED] = "true"
         return headers
 
     @classmethod
@@ -312,6 +318,7 @@ class Outcome(BaseModel):
                 correlation_id=correlation_id,
                 error=_header_text(headers, HEADER_ERROR),
                 body=body,
+                redelivered=_header_text(headers, HEADER_REDELIVERED) == "true",
             )
         except (ValueError, ValidationError) as exc:
             raise SchemaError(f"malformed outcome message: {exc}") from exc
@@ -411,6 +418,8 @@ class JobEvent(_EventBase):
     status: JobStatus
     error: str | None = None
     type: RequestType | None = None
+    #: Present (true) when the request was delivered more than once.
+    redelivered: bool | None = None
 
 
 Event = Annotated[

@@ -299,6 +299,10 @@ class RequestSession(SocketSession):
                 return
         self.log.warning("consumer.ownership_unconfirmed", consumers=counts[1])
 
+    def on_replica_gone(self, replica: str) -> None:
+        """A replica died: if we wait for its consumer to go, check again now."""
+        self._released.set()
+
     def on_channel_notice(self, message: ControlMessage) -> None:
         """An older socket of this kind closed: its consumer is gone."""
         if (
@@ -455,6 +459,8 @@ class RequestSession(SocketSession):
         self, delivery: Delivery, outcome: Outcome, request_type: RequestType | None
     ) -> None:
         """Publish the outcome, then ack (if publishing fails, RabbitMQ redelivers)."""
+        if delivery.redelivered:
+            outcome = outcome.model_copy(update={"redelivered": True})
         try:
             await self.bus.publish_outcome(outcome, delivery.reply_to, request_type)
         except BrokerUnavailable as exc:

@@ -44,6 +44,7 @@ from aio_pika.abc import (
 from broker.errors import BrokerUnavailable
 from broker.schemas import OUTCOME_TYPE, JobEvent, Outcome, RequestType, encode_event
 from broker.topology import Channel, QueueSpec, Topology
+from gateway.control import ALL_REPLICAS_KEY
 from gateway.settings import GatewaySettings
 
 log = structlog.get_logger(__name__)
@@ -267,6 +268,7 @@ class Bus:
             self.control_queue_name, exclusive=True, auto_delete=True
         )
         await control.bind(topo.presence_exchange, routing_key="")
+        await control.bind(topo.control_exchange, routing_key=ALL_REPLICAS_KEY)
         await control.consume(self._control_received, no_ack=True)
         self._control_queue = control
 
@@ -531,6 +533,7 @@ class Bus:
                 status=outcome.status,
                 error=outcome.error,
                 type=request_type,
+                redelivered=outcome.redelivered or None,
             ),
         )
 

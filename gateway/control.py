@@ -26,8 +26,16 @@ class ControlOp(StrEnum):
     #: A raw or config socket stopped consuming its queue (superseded or draining),
     #: possibly before the socket itself has finished closing.
     CONSUMER_RELEASED = "consumer_released"
+    #: A replica is alive (sent every ``replica_heartbeat_interval`` to every replica).
+    REPLICA_ALIVE = "replica_alive"
+    #: A replica is shutting down on purpose.
+    REPLICA_LEAVING = "replica_leaving"
     #: The printer sent an alert (on whichever replica holds the socket it came on).
     ALERT = "alert"
+
+
+#: Routing key of messages for every replica (a dot is never part of a serial).
+ALL_REPLICAS_KEY = ".replicas"
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,8 @@ class ControlMessage:
     since: float
     kind: str | None = None
     close_code: int | None = None
+    #: For REPLICA_ALIVE: seconds until the next heartbeat.
+    interval: float | None = None
     #: For ALERT: the normalised condition (``pq_job_completed``) and ``set``/``clear``.
     condition: str | None = None
     state: str | None = None

@@ -56,7 +56,8 @@ class ChannelTracker:
 
     def __init__(self, kind: ChannelKind) -> None:
         self.kind = kind
-        self.open_sockets: set[str] = set()
+        #: Socket id -> the replica that holds it.
+        self.open_sockets: dict[str, str] = {}
         self.opening: asyncio.TimerHandle | None = None
         self.retry: asyncio.TimerHandle | None = None
         self.failures = 0
@@ -227,15 +228,30 @@ class MainSession(SocketSession):
             if message.since < self.socket.identified_at - 1.0:
                 # A socket of an older main generation: it is being closed.
                 return
-            tracker.open_sockets.add(message.socket_id)
+            tracker.open_sockets[message.socket_id] = message.replica
             tracker.failures = 0
             tracker.cancel_timers()
         elif message.op is ControlOp.CHANNEL_CLOSED:
             if message.socket_id not in tracker.open_sockets:
                 return
-            tracker.open_sockets.discard(message.socket_id)
+            del tracker.open_sockets[message.socket_id]
             if not tracker.is_open:
                 self._actions.put_nowait(kind)
+
+    def on_replica_gone(self, replica: str) -> None:
+        """A replica died: its sockets of this printer are gone, unannounced."""
+        for kind, tracker in self.trackers.items():
+            lost = [
+                sid for sid, holder in tracker.open_sockets.items() if holder == replica
+            ]
+            for socket_id in lost:
+                del tracker.open_sockets[socket_id]
+            if lost:
+                self.log.warning(
+                    "channel.lost_with_replica", kind=kind.value, replica=replica
+                )
+                if not tracker.is_open:
+                    self._actions.put_nowait(kind)
 
     async def _act(self) -> None:
         """Carry out channel requests one at a time (the only writer besides _start)."""

@@ -26,7 +26,7 @@ from broker.schemas import (
 from broker.topology import Channel
 from gateway.bridge import RequestSession
 from gateway.bus import Bus, Delivery
-from gateway.control import ControlMessage, ControlOp
+from gateway.control import ALL_REPLICAS_KEY, ControlMessage, ControlOp
 from gateway.weblink import CloseCode
 
 if TYPE_CHECKING:
@@ -66,6 +66,10 @@ class Registry:
         self._mains: dict[str, list[MainSession]] = {}
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Other replicas heard from: name -> (loop time last heard, their interval).
+        self._replicas: dict[str, tuple[float, float]] = {}
+        self._heartbeat: asyncio.Task[None] | None = None
+        self._interval = 2.0
 
     # -- membership ------------------------------------------------------------
 
@@ -163,6 +167,11 @@ class Registry:
         except ValueError as exc:
             log.warning("control.malformed", error=str(exc))
             return
+        # Any message proves its sender alive: a replica that opened a channel of one
+        # of our printers and died before its first heartbeat is still missed.
+        self._heard_from(message)
+        if message.op in (ControlOp.REPLICA_ALIVE, ControlOp.REPLICA_LEAVING):
+            return
         sessions = list(self._sessions.get(message.printer_serial, ()))
         if message.op is ControlOp.MAIN_CLAIMED:
             self._close_older(message, sessions)
@@ -220,6 +229,71 @@ class Registry:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # -- replica liveness -----------------------------------------------------------
+
+    def start_heartbeats(self, interval: float) -> None:
+        """Tell the other replicas we live, and notice when one of them dies.
+
+        A replica killed outright cannot announce that its printer sockets are gone;
+        the replicas holding those printers' main sockets learn it from the silence
+        and ask the printers for their channels again. One timer per replica.
+        """
+        self._interval = interval
+        self._heartbeat = asyncio.get_running_loop().create_task(self._beat(interval))
+
+    async def stop_heartbeats(self) -> None:
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
+        await self._send_liveness(ControlOp.REPLICA_LEAVING, 0.0)
+
+    async def _beat(self, interval: float) -> None:
+        while True:
+            await self._send_liveness(ControlOp.REPLICA_ALIVE, interval)
+            self._bury_silent()
+            await asyncio.sleep(interval)  # the heartbeat's own period
+
+    async def _send_liveness(self, op: ControlOp, interval: float) -> None:
+        message = ControlMessage(
+            op=op,
+            printer_serial="",
+            replica=self.bus.replica,
+            socket_id="",
+            since=0.0,
+            interval=interval,
+        )
+        with contextlib.suppress(BrokerUnavailable):
+            await self.bus.publish_control(ALL_REPLICAS_KEY, message.encode())
+
+    def _heard_from(self, message: ControlMessage) -> None:
+        if message.replica == self.bus.replica:
+            return
+        if message.op is ControlOp.REPLICA_LEAVING:
+            self._replicas.pop(message.replica, None)
+            return
+        now = asyncio.get_running_loop().time()
+        if message.replica not in self._replicas:
+            log.info("replica.seen", replica=message.replica)
+        self._replicas[message.replica] = (now, message.interval or self._interval)
+
+    def _bury_silent(self) -> None:
+        """Replicas silent for three of their intervals are taken as dead."""
+        if not self.bus.is_ready.is_set():
+            return  # we hear nobody while we are cut off ourselves
+        now = asyncio.get_running_loop().time()
+        for replica, (heard, interval) in list(self._replicas.items()):
+            if now - heard <= 3 * interval:
+                continue
+            del self._replicas[replica]
+            log.warning(
+                "replica.silent", replica=replica, silent_for=round(now - heard, 1)
+            )
+            for main in self.mains:
+                main.on_replica_gone(replica)
+            for session in self.request_sessions():
+                session.on_replica_gone(replica)
 
     async def restore(self) -> None:
         """After a reconnect: bind the control queue again for every local printer."""

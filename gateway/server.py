@@ -131,6 +131,7 @@ class Gateway:
             on_connection_lost=self._broker_lost,
             on_reconnected=self.registry.restore,
         )
+        self.registry.start_heartbeats(self.settings.replica_heartbeat_interval)
         self.server = await serve(
             self._handle,
             self.settings.host,
@@ -165,6 +166,7 @@ class Gateway:
         5. Leave RabbitMQ (anything still unacked goes back to its queue).
         """
         self.draining = True
+        await self.registry.stop_heartbeats()
         printers = self.registry.printer_count
         log.info("gateway.draining", printers=printers)
         if self.server is not None:

@@ -72,6 +72,13 @@ class GatewaySettings(BaseBrokerSettings):
     amqp_channels: int = Field(
         4, ge=1, le=64, description="AMQP channels shared by printer consumers"
     )
+    replica_heartbeat_interval: float = Field(
+        2.0,
+        gt=0,
+        description="seconds between this replica's heartbeats to the others; a "
+        "replica silent for three intervals is taken as dead and its printer "
+        "channels are asked for again",
+    )
     shutdown_timeout: float = Field(
         10.0, ge=0, description="seconds in-flight requests get to finish on SIGTERM"
     )

@@ -57,6 +57,7 @@ class Harness:
         serial: str = "50J000000001",
         *,
         wait_raw: bool = True,
+        ssl: Any = None,
         **options: Any,
     ) -> PrinterEmulator:
         """Start an emulated printer; by default wait until its raw channel is open.
@@ -65,7 +66,7 @@ class Harness:
         so once raw is open, requests for the printer are routable.
         """
         options.setdefault("retry_interval", 0.2)
-        printer = PrinterEmulator(url, serial, EmulatorOptions(**options))
+        printer = PrinterEmulator(url, serial, EmulatorOptions(**options), ssl=ssl)
         self.serials.add(serial)
         await printer.start()
         self.printers.append(printer)

@@ -12,6 +12,9 @@ from typing import Any
 
 from tests.support.timing import LONG
 
+#: If set, every replica's log lines are also appended to ``<dir>/<replica>.log``.
+LOG_DIR = os.environ.get("ZEBRA_BROKER_TEST_LOG_DIR", "")
+
 
 class GatewayProcess:
     """A ``zebra-gateway`` subprocess on a free port; logs are kept for the test."""
@@ -71,6 +74,9 @@ class GatewayProcess:
             except ValueError:
                 line = {"event": raw.decode(errors="replace").rstrip()}
             self.lines.append(line)
+            if LOG_DIR:
+                with open(f"{LOG_DIR}/{self.replica}.log", "a") as out:
+                    out.write(json.dumps(line) + "\n")
             if line.get("event") == "gateway.listening" and not listening.done():
                 listening.set_result(int(line["port"]))
         if not listening.done():
