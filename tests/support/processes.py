@@ -42,6 +42,7 @@ class GatewayProcess:
         for name, value in flags.items():
             self.args += [f"--{name.replace('_', '-')}", str(value)]
         self.replica = replica
+        self._log_file = open(f"{LOG_DIR}/{replica}.log", "a") if LOG_DIR else None  # noqa: SIM115
         self.port = 0
         self.lines: list[dict[str, Any]] = []
         self.process: asyncio.subprocess.Process | None = None
@@ -74,9 +75,9 @@ class GatewayProcess:
             except ValueError:
                 line = {"event": raw.decode(errors="replace").rstrip()}
             self.lines.append(line)
-            if LOG_DIR:
-                with open(f"{LOG_DIR}/{self.replica}.log", "a") as out:
-                    out.write(json.dumps(line) + "\n")
+            if self._log_file is not None:
+                self._log_file.write(json.dumps(line) + "\n")
+                self._log_file.flush()
             if line.get("event") == "gateway.listening" and not listening.done():
                 listening.set_result(int(line["port"]))
         if not listening.done():
