@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PORT ?= 8080
 
-.PHONY: install rabbitmq demo run emulator lint fmt typecheck test-unit test-integration test check ci clean
+.PHONY: install rabbitmq nginx demo run emulator lint fmt typecheck test-unit test-integration test check ci clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -18,6 +18,9 @@ install: $(VENV)/.installed  ## the venv with the project and its dev tools
 
 rabbitmq:  ## install (if missing) and start (if stopped) a local RabbitMQ
 	./scripts/rabbitmq.sh
+
+nginx:  ## install Debian's nginx (if missing) for the proxy tests
+	./scripts/nginx.sh
 
 demo: install rabbitmq  ## gateway on $(PORT) + an emulated printer + one label printed
 	$(BIN)/python scripts/demo.py $(PORT)
@@ -42,10 +45,10 @@ typecheck: install
 test-unit: install
 	$(BIN)/pytest tests/unit -q
 
-test-integration: install rabbitmq
+test-integration: install rabbitmq nginx
 	$(BIN)/pytest tests/integration tests/component -q
 
-test: install rabbitmq lint typecheck  ## everything CI runs: lint, types, the whole suite
+test: install rabbitmq nginx lint typecheck  ## everything CI runs: lint, types, the whole suite
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
 
 check: test

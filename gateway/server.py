@@ -187,7 +187,14 @@ class Gateway:
                 async with asyncio.timeout(self.settings.shutdown_timeout):
                     await self.server.wait_closed()
         if self._sessions:
-            await asyncio.gather(*self._sessions, return_exceptions=True)
+            _, stuck = await asyncio.wait(
+                set(self._sessions), timeout=self.settings.shutdown_timeout
+            )
+            for task in stuck:
+                task.cancel()
+            if stuck:
+                log.warning("gateway.sessions_cancelled", sessions=len(stuck))
+                await asyncio.gather(*stuck, return_exceptions=True)
         await self.bus.close()
         log.info("gateway.stopped", printers=printers)
 
@@ -259,6 +266,10 @@ class Gateway:
         if first is None:
             return
         identified, events = first
+        if self.draining:
+            # Identified after the drain closed the others: nobody would close it.
+            await socket.close(CloseCode.GOING_AWAY, "gateway shutting down")
+            return
         socket.identified_at = time.time()
         session: MainSession | RequestSession
         if identified.kind is ChannelKind.MAIN:

@@ -308,6 +308,7 @@ class NginxProxy:
         Raises:
             NginxStartError: nginx exited (bad config, port taken three times) or was
                 not ready within ``LONG`` seconds; the message quotes its log.
+            OSError, ssl.SSLError, TimeoutError: the TLS handshake with it failed.
         """
         binary = nginx_binary()
         # Workers run as an unprivileged user when the tests run as root: they must
@@ -335,7 +336,11 @@ class NginxProxy:
                 await self.stop()
                 raise
             break
-        await self._check_tls()
+        try:
+            await self._check_tls()
+        except BaseException:
+            await self.stop()
+            raise
         return self
 
     async def _launch(self, binary: str) -> None:
