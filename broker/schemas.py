@@ -397,6 +397,21 @@ class PrinterAlert(_EventBase):
     printer_time: str | None = None
 
 
+#: Printer conditions that would spoil a label: while any is set the gateway sends the
+#: printer no new jobs (they wait in its queue, in order, their expiry running).
+HOLD_CONDITIONS = frozenset({"paper_out", "ribbon_out", "head_open", "printer_paused"})
+
+
+class PrinterHold(_EventBase):
+    """``printer.<serial>.hold``: jobs stop (or resume) because of the printer's state."""
+
+    event: Literal["hold"] = "hold"
+    #: Whether jobs are held now.
+    held: bool
+    #: The conditions holding them (empty when released): ``paper_out``, ...
+    conditions: list[str]
+
+
 class PrinterData(_EventBase):
     """``printer.<serial>.data``: raw-channel bytes that answer no request."""
 
@@ -429,6 +444,7 @@ Event = Annotated[
     | ChannelClosed
     | PrinterAlert
     | PrinterData
+    | PrinterHold
     | JobEvent,
     Field(discriminator="event"),
 ]
@@ -462,6 +478,8 @@ class PrinterPresence(BaseModel):
     system_name: str | None = None
     ip: str | None = None
     mac: str | None = None
+    #: Conditions holding the printer's jobs (paper out, head open...), if any.
+    held: list[str] | None = None
 
 
 class PresenceReply(BaseModel):

@@ -211,6 +211,9 @@ class Topology:
     def alert_key(self, printer_serial: str, condition: str) -> str:
         return f"printer.{printer_serial}.alert.{condition}"
 
+    def hold_key(self, printer_serial: str) -> str:
+        return f"printer.{printer_serial}.hold"
+
     def data_key(self, printer_serial: str) -> str:
         return f"printer.{printer_serial}.data"
 

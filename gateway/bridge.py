@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -68,6 +69,15 @@ log = structlog.get_logger(__name__)
 OWNERSHIP_CHECKS = 3
 
 
+def _attempt_key(delivery: Delivery) -> str:
+    """Identify a request across redeliveries (its message_id, else its content)."""
+    if delivery.message_id:
+        return delivery.message_id
+    digest = hashlib.sha256(delivery.body)
+    digest.update((delivery.correlation_id or "").encode())
+    return digest.hexdigest()
+
+
 async def _first_of(*events: asyncio.Event) -> None:
     """Return as soon as any of the events is set."""
     waiters = [asyncio.ensure_future(event.wait()) for event in events]
@@ -109,6 +119,10 @@ class RequestSession(SocketSession):
         self._busy = False
         self._consumer: Consumer | None = None
         self._lost = False
+        #: Conditions holding the printer's jobs, as the main session reported them.
+        self._held: set[str] = set()
+        self._unheld = asyncio.Event()
+        self._unheld.set()
         #: Labels written on this socket, and ``PQ JOB COMPLETED`` alerts heard since
         #: it opened: a job with ``confirm=printed`` is printed when the completions
         #: reach the labels written up to and including it.
@@ -160,9 +174,13 @@ class RequestSession(SocketSession):
 
     # -- consuming ---------------------------------------------------------------
 
+    def is_live(self) -> bool:
+        """The socket is open and the replica is not draining."""
+        return not self._closed.is_set() and not self._draining
+
     def wants_consumer(self) -> bool:
         """Whether this session should be consuming its queue now."""
-        return not self._closed.is_set() and not self._draining
+        return self.is_live() and not self._held
 
     @property
     def is_consuming(self) -> bool:
@@ -191,6 +209,10 @@ class RequestSession(SocketSession):
     def _release(self) -> None:
         self._draining = True
         self._wake.set()
+        self._stop_taking()
+
+    def _stop_taking(self) -> None:
+        """Take no new request (the one in progress finishes)."""
         consumer = self._consumer
         if consumer is not None and not self._busy:
             consumer.stop()  # the worker cancels it and announces the release
@@ -203,9 +225,9 @@ class RequestSession(SocketSession):
     async def _work(self) -> None:
         """Consume while the socket lives: across broker reconnects, one at a time."""
         try:
-            while self.wants_consumer():
+            while self.is_live():
                 if not await self._wait_until_ready():
-                    return
+                    continue
                 try:
                     await self._take_ownership()
                     if not self.wants_consumer():
@@ -254,16 +276,27 @@ class RequestSession(SocketSession):
                 await self._publish_notice(ControlOp.CONSUMER_RELEASED)
 
     async def _wait_until_ready(self) -> bool:
-        """Wait for the broker connection; ``False`` if the session ends meanwhile."""
+        """Wait for the broker connection and no hold; ``False`` if not there yet."""
         if not self.bus.is_ready.is_set():
-            ready = asyncio.ensure_future(self.bus.is_ready.wait())
-            woken = asyncio.ensure_future(self._wake.wait())
-            try:
-                await asyncio.wait({ready, woken}, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                ready.cancel()
-                woken.cancel()
+            await _first_of(self.bus.is_ready, self._wake)
+        if self._held and self.is_live():
+            await _first_of(self._unheld, self._wake)
         return self.bus.is_ready.is_set() and self.wants_consumer()
+
+    def on_hold(self, conditions: list[str]) -> None:
+        """Stop taking jobs while the printer would spoil them; resume in order after."""
+        if self.channel is not Channel.RAW:
+            return
+        held = set(conditions)
+        if held == self._held:
+            return
+        self._held = held
+        self.log.info("channel.hold", conditions=sorted(held))
+        if held:
+            self._unheld.clear()
+            self._stop_taking()
+        else:
+            self._unheld.set()
 
     async def _take_ownership(self) -> None:
         """Make sure no other connection drains this queue before consuming it.
@@ -450,9 +483,22 @@ class RequestSession(SocketSession):
             try:
                 outcome = await self._execute(request)
             except ChannelClosed:
-                self.log.info("job.requeued", reason="printer channel closed first")
-                await delivery.nack(requeue=True)
-                return
+                attempts = self.registry.count_attempt(_attempt_key(delivery))
+                if attempts < self.settings.max_attempts:
+                    self.log.info(
+                        "job.requeued",
+                        reason="printer channel closed",
+                        attempts=attempts,
+                    )
+                    await delivery.nack(requeue=True)
+                    return
+                outcome = self._outcome(
+                    request,
+                    JobStatus.FAILED,
+                    error=f"the printer's {self.channel.value} channel closed {attempts} "
+                    "times while this request was in progress; it is not retried again",
+                )
+            self.registry.forget_attempts(_attempt_key(delivery))
             await self._finish(delivery, outcome, request.type)
 
     async def _finish(

@@ -30,6 +30,8 @@ class ControlOp(StrEnum):
     REPLICA_ALIVE = "replica_alive"
     #: A replica is shutting down on purpose.
     REPLICA_LEAVING = "replica_leaving"
+    #: The conditions now holding the printer's jobs (from the replica holding main).
+    HOLD = "hold"
     #: The printer sent an alert (on whichever replica holds the socket it came on).
     ALERT = "alert"
 
@@ -53,6 +55,8 @@ class ControlMessage:
     #: For ALERT: the normalised condition (``pq_job_completed``) and ``set``/``clear``.
     condition: str | None = None
     state: str | None = None
+    #: For HOLD: the conditions holding jobs (empty: none).
+    conditions: list[str] | None = None
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()

@@ -23,7 +23,14 @@ from typing import TYPE_CHECKING
 import structlog
 
 from broker.errors import BrokerUnavailable, ChannelClosed
-from broker.schemas import PrinterAlert, PrinterOffline, PrinterOnline, PrinterPresence
+from broker.schemas import (
+    HOLD_CONDITIONS,
+    PrinterAlert,
+    PrinterHold,
+    PrinterOffline,
+    PrinterOnline,
+    PrinterPresence,
+)
 from broker.topology import Channel
 from gateway.control import ControlMessage, ControlOp
 from gateway.session import SocketSession
@@ -43,6 +50,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+#: An action for the main session's worker: tell raw channels the hold state.
+ANNOUNCE_HOLD = "announce_hold"
 #: Longest wait between attempts to get a channel the printer does not open.
 MAX_REOPEN_DELAY = 300.0
 
@@ -97,7 +106,9 @@ class MainSession(SocketSession):
             ChannelKind.RAW: ChannelTracker(ChannelKind.RAW),
             ChannelKind.CONFIG: ChannelTracker(ChannelKind.CONFIG),
         }
-        self._actions: asyncio.Queue[ChannelKind | None] = asyncio.Queue()
+        self._actions: asyncio.Queue[ChannelKind | str | None] = asyncio.Queue()
+        #: Conditions the printer reported that hold its jobs (``paper_out``...).
+        self.hold: set[str] = set()
 
     def presence(self) -> PrinterPresence:
         d = self.discovery
@@ -110,6 +121,7 @@ class MainSession(SocketSession):
             system_name=d.system_name if d else None,
             ip=d.ip if d else None,
             mac=d.mac if d else None,
+            held=sorted(self.hold) or None,
         )
 
     # -- life ------------------------------------------------------------------
@@ -198,6 +210,7 @@ class MainSession(SocketSession):
         for event in events:
             if isinstance(event, AlertReceived):
                 await publish_alert(self.bus, self.socket, event)
+                await self._update_hold(event.alert.condition, event.alert.state)
             elif isinstance(event, ProtocolViolation):
                 self.log.warning(
                     "channel.protocol_violation",
@@ -207,6 +220,46 @@ class MainSession(SocketSession):
                 await self.socket.close(event.close_code, event.reason)
             elif isinstance(event, UnsolicitedMessage):
                 self.log.debug("channel.unsolicited", value=str(event.value)[:200])
+
+    async def _update_hold(self, condition: str, state: str) -> None:
+        """Hold jobs while the printer reports a condition that would spoil a label."""
+        if condition not in HOLD_CONDITIONS:
+            return
+        before = set(self.hold)
+        if state == "clear":
+            self.hold.discard(condition)
+        else:
+            self.hold.add(condition)
+        if self.hold != before:
+            self.log.info("printer.hold", conditions=sorted(self.hold))
+            await self._announce_hold(event=True)
+
+    async def _announce_hold(self, *, event: bool) -> None:
+        """Tell the printer's raw channels (wherever they are) what holds its jobs."""
+        serial = self.printer_serial
+        conditions = sorted(self.hold)
+        notice = ControlMessage(
+            op=ControlOp.HOLD,
+            printer_serial=serial,
+            replica=self.bus.replica,
+            socket_id=self.socket.id,
+            since=self.socket.identified_at,
+            conditions=conditions,
+        )
+        try:
+            await self.bus.publish_control(serial, notice.encode())
+            if event:
+                await self.bus.publish_event(
+                    self.bus.topology.hold_key(serial),
+                    PrinterHold(
+                        printer=serial,
+                        replica=self.bus.replica,
+                        held=bool(conditions),
+                        conditions=conditions,
+                    ),
+                )
+        except BrokerUnavailable as exc:
+            self.log.warning("event.publish_failed", kind="hold", error=str(exc))
 
     # -- secondary channels ------------------------------------------------------
 
@@ -229,6 +282,8 @@ class MainSession(SocketSession):
                 # A socket of an older main generation: it is being closed.
                 return
             tracker.open_sockets[message.socket_id] = message.replica
+            if kind is ChannelKind.RAW and self.hold:
+                self._actions.put_nowait(ANNOUNCE_HOLD)  # a new raw socket must know
             tracker.failures = 0
             tracker.cancel_timers()
         elif message.op is ControlOp.CHANNEL_CLOSED:
@@ -259,6 +314,10 @@ class MainSession(SocketSession):
             kind = await self._actions.get()
             if kind is None:
                 return
+            if kind == ANNOUNCE_HOLD:
+                await self._announce_hold(event=False)
+                continue
+            assert isinstance(kind, ChannelKind)
             tracker = self.trackers[kind]
             if tracker.is_open or tracker.opening is not None:
                 continue

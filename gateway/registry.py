@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections import OrderedDict
 from collections.abc import Coroutine, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -34,6 +35,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+#: Requests whose lost attempts are remembered (the oldest are forgotten first).
+MAX_TRACKED_ATTEMPTS = 10_000
 #: Shortest pause between two batches of sockets closed on shutdown.
 BATCH_INTERVAL = 0.1
 
@@ -56,6 +59,8 @@ class Session(Protocol):
 
     def on_channel_notice(self, message: ControlMessage) -> None: ...
 
+    def on_hold(self, conditions: list[str]) -> None: ...
+
 
 class Registry:
     """Sessions on this replica, keyed by printer serial."""
@@ -70,6 +75,8 @@ class Registry:
         self._replicas: dict[str, tuple[float, float]] = {}
         self._heartbeat: asyncio.Task[None] | None = None
         self._interval = 2.0
+        #: Job id -> times a printer channel was lost while it was in progress here.
+        self._attempts: OrderedDict[str, int] = OrderedDict()
 
     # -- membership ------------------------------------------------------------
 
@@ -178,6 +185,9 @@ class Registry:
         elif message.op is ControlOp.CHANNEL_CLAIMED:
             same_kind = [s for s in sessions if s.kind == message.kind]
             self._close_older(message, same_kind)
+        elif message.op is ControlOp.HOLD:
+            for session in sessions:
+                session.on_hold(message.conditions or [])
         elif message.op is ControlOp.ALERT:
             for session in sessions:
                 session.on_printer_alert(message.condition or "", message.state or "")
@@ -229,6 +239,17 @@ class Registry:
         task = asyncio.get_running_loop().create_task(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def count_attempt(self, job_key: str) -> int:
+        """Count one more lost attempt at a request; return the total (bounded memory)."""
+        attempts = self._attempts.pop(job_key, 0) + 1
+        self._attempts[job_key] = attempts
+        while len(self._attempts) > MAX_TRACKED_ATTEMPTS:
+            self._attempts.popitem(last=False)
+        return attempts
+
+    def forget_attempts(self, job_key: str) -> None:
+        self._attempts.pop(job_key, None)
 
     # -- replica liveness -----------------------------------------------------------
 

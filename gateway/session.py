@@ -57,3 +57,6 @@ class SocketSession:
 
     def on_channel_notice(self, message: ControlMessage) -> None:
         """Hear that a secondary socket of this printer opened or closed somewhere."""
+
+    def on_hold(self, conditions: list[str]) -> None:
+        """Hear which printer conditions hold its jobs now (empty: none)."""

@@ -72,6 +72,12 @@ class GatewaySettings(BaseBrokerSettings):
     amqp_channels: int = Field(
         4, ge=1, le=64, description="AMQP channels shared by printer consumers"
     )
+    max_attempts: int = Field(
+        5,
+        ge=1,
+        description="times a request may lose its printer channel mid-way (per "
+        "replica) before it ends as failed instead of going back to its queue",
+    )
     replica_heartbeat_interval: float = Field(
         2.0,
         gt=0,

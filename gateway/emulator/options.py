@@ -36,6 +36,9 @@ class EmulatorOptions:
     #: Close the config socket with 1000 right after each SGD reply, as some firmware
     #: does (§5, §8.2).
     close_config_after_reply: bool = False
+    #: Abort (no close frame) any raw or config socket that receives these bytes,
+    #: before acting on them: a printer that crashes on one particular request.
+    abort_on: bytes | None = None
     #: Answer JSON SGD on the config channel. Off, requests are recorded and left
     #: unanswered, like a printer in line-print mode or a wedged one (§8.9).
     answer_sgd: bool = True

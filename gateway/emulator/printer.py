@@ -19,6 +19,7 @@ its own timeout, in seconds (``None`` waits forever), and raises ``TimeoutError`
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl as ssl_module
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -447,6 +448,13 @@ class PrinterEmulator:
         self, sock: PrinterSocket, request: dict[str, Any]
     ) -> None:
         """Answer one JSON SGD request on config (§5)."""
+        if (
+            self.options.abort_on
+            and self.options.abort_on in json.dumps(request).encode()
+        ):
+            sock.log.info("socket.aborted", reason="abort_on matched")
+            sock.abort()
+            return
         self.sgd_requests.append(request)
         self._changes.notify()
         if not self.options.answer_sgd:
@@ -464,6 +472,10 @@ class PrinterEmulator:
 
     async def _receive_raw(self, sock: PrinterSocket, data: bytes) -> None:
         """Record raw bytes and act on every command they complete (§6)."""
+        if self.options.abort_on and self.options.abort_on in data:
+            sock.log.info("socket.aborted", reason="abort_on matched")
+            sock.abort()
+            return
         self.raw_received += data
         for command in sock.zpl.feed(data):
             match command:
