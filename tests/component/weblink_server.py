@@ -11,7 +11,6 @@ what arrives, and lets a test send frames and close sockets by hand.
 
 # ASYNC109: the wait helpers take a timeout on purpose and apply it with
 # asyncio.timeout() inside, so every test wait is bounded in one place.
-# ruff: noqa: ASYNC109
 
 from __future__ import annotations
 

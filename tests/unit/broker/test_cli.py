@@ -109,7 +109,7 @@ class FakeClient:
     ) -> Any:
         return self._answer("sgd_set", printer_serial, name_or_mapping, value, **kwargs)
 
-    async def printers(self, timeout: float = 3.0) -> PresenceList:  # noqa: ASYNC109
+    async def printers(self, timeout: float = 3.0) -> PresenceList:
         return self._answer("printers", timeout=timeout)  # type: ignore[no-any-return]
 
     async def provision(self, printer_serial: str, /) -> tuple[str, ...]:
