@@ -12,10 +12,16 @@ import asyncio
 
 
 class TcpProxy:
-    """Forward connections to ``target``; cut or freeze them on demand."""
+    """Forward connections to ``target``; cut or freeze them on demand.
 
-    def __init__(self, host: str, port: int) -> None:
+    With ``spare`` targets it is a small round-robin balancer: each new connection
+    goes to the next target that accepts it.
+    """
+
+    def __init__(self, host: str, port: int, *spare: tuple[str, int]) -> None:
         self.target = (host, port)
+        self.spare: list[tuple[str, int]] = list(spare)
+        self._turn = 0
         self.transports: set[asyncio.WriteTransport] = set()
         self.port = 0
         self.server: asyncio.Server | None = None
@@ -29,13 +35,20 @@ class TcpProxy:
     async def _accept(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
-        try:
-            upstream_reader, upstream_writer = await asyncio.open_connection(
-                *self.target
-            )
-        except OSError:
+        targets = [self.target, *self.spare]
+        self._turn += 1
+        upstream = None
+        for index in range(len(targets)):
+            target = targets[(self._turn + index) % len(targets)]
+            try:
+                upstream = await asyncio.open_connection(*target)
+                break
+            except OSError:
+                continue
+        if upstream is None:
             writer.close()
             return
+        upstream_reader, upstream_writer = upstream
         self.transports |= {writer.transport, upstream_writer.transport}
         await asyncio.gather(
             self._pipe(reader, upstream_writer), self._pipe(upstream_reader, writer)
