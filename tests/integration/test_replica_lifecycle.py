@@ -140,13 +140,15 @@ async def test_kill_9_prints_every_job_and_bounds_visible_duplicates(harness, tm
                     duplicates += extra
                     # Only a job in flight on the killed replica, and flagged as such.
                     assert printer.printer_serial in in_flight_possible
-                    flagged = await log.wait_for(
-                        lambda e, job=handle.job_id: (
-                            isinstance(e, JobEvent)
-                            and e.job_id == job
-                            and e.redelivered
+
+                    def redelivered(event: object, job_id: str = handle.job_id) -> bool:
+                        return (
+                            isinstance(event, JobEvent)
+                            and event.job_id == job_id
+                            and bool(event.redelivered)
                         )
-                    )
+
+                    flagged = await log.wait_for(redelivered)
                     assert flagged.status is JobStatus.DELIVERED
         # prefetch 1: at most one job in flight per raw consumer on the victim
         assert duplicates <= len(in_flight_possible)
