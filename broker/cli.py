@@ -238,7 +238,7 @@ def format_event(event: Event) -> str:
     return f"{line} {details}" if details else line
 
 
-PRINTER_COLUMNS = ("SERIAL", "MODEL", "FIRMWARE", "IP", "REPLICA", "SINCE")
+PRINTER_COLUMNS = ("SERIAL", "MODEL", "FIRMWARE", "IP", "REPLICA", "SINCE", "HELD")
 
 
 def format_printers(printers: Sequence[PrinterPresence]) -> list[str]:
@@ -251,6 +251,7 @@ def format_printers(printers: Sequence[PrinterPresence]) -> list[str]:
             printer.ip or "-",
             printer.replica,
             format_time(printer.since.replace(microsecond=0)).replace(".000Z", "Z"),
+            ",".join(printer.held or ()) or "-",
         )
         for printer in printers
     ]

@@ -392,20 +392,29 @@ class TestPrinters:
         PrinterPresence(
             printer=SERIAL, replica="gw-1", since=WHEN, model="ZD621", ip="10.0.0.7"
         ),
-        PrinterPresence(printer="B2", replica="gateway-2", since=WHEN, firmware="V1"),
+        PrinterPresence(
+            printer="B2",
+            replica="gateway-2",
+            since=WHEN,
+            firmware="V1",
+            held=["head_open", "paper_out"],
+        ),
     ]
 
     def test_table(self, fake: FakeClient, capsys: Any) -> None:
-        """The printers print as an aligned table."""
+        """The printers print as an aligned table, with what holds their jobs."""
         fake.answers["printers"] = PresenceList(
             self.ROWS, expected_replicas=2, replicas=["gw-1", "gateway-2"]
         )
         assert run(fake, "printers", "--wait", "1.5") == 0
         captured = capsys.readouterr()
         assert captured.out.splitlines() == [
-            "SERIAL        MODEL  FIRMWARE  IP        REPLICA    SINCE",
-            f"{SERIAL}  ZD621  -         10.0.0.7  gw-1       2026-01-31T12:00:00Z",
-            "B2            -      V1        -         gateway-2  2026-01-31T12:00:00Z",
+            "SERIAL        MODEL  FIRMWARE  IP        REPLICA    SINCE"
+            "                 HELD",
+            f"{SERIAL}  ZD621  -         10.0.0.7  gw-1       2026-01-31T12:00:00Z"
+            "  -",
+            "B2            -      V1        -         gateway-2  2026-01-31T12:00:00Z"
+            "  head_open,paper_out",
         ]
         assert captured.err == ""
         assert fake.calls == [("printers", (), {"timeout": 1.5})]
