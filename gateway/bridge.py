@@ -22,6 +22,7 @@ import base64
 import contextlib
 import hashlib
 import json
+import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -44,6 +45,7 @@ from broker.schemas import (
 from broker.topology import Channel
 from gateway.control import ControlMessage, ControlOp
 from gateway.main_channel import publish_alert
+from gateway.metrics import publish_time
 from gateway.session import SocketSession
 from gateway.socket import PrinterSocket
 from gateway.weblink import ChannelKind, CloseCode, count_labels
@@ -253,6 +255,7 @@ class RequestSession(SocketSession):
     async def _consume(self, consumer: Consumer) -> None:
         self._consumer = consumer
         self._lost = False
+        self.bus.metrics.consumer_started(self.channel.value)
         try:
             while self.wants_consumer():
                 delivery = await consumer.get()
@@ -272,6 +275,7 @@ class RequestSession(SocketSession):
             self._consumer = None
             await consumer.cancel()
             self.bus.forget(consumer)
+            self.bus.metrics.consumer_stopped(self.channel.value)
             if not self._lost:
                 await self._publish_notice(ControlOp.CONSUMER_RELEASED)
 
@@ -513,6 +517,14 @@ class RequestSession(SocketSession):
             self.log.warning("job.outcome_unpublished", error=str(exc))
             return
         await delivery.ack()
+        started = publish_time(
+            received_at=delivery.received_at,
+            headers=delivery.headers,
+            timestamp=delivery.timestamp,
+        )
+        self.bus.metrics.request_finished(
+            request_type, outcome.status, time.time() - started
+        )
         self.log.info(
             "job.finished",
             job_id=outcome.job_id,

@@ -24,8 +24,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -45,6 +47,7 @@ from broker.errors import BrokerUnavailable
 from broker.schemas import OUTCOME_TYPE, JobEvent, Outcome, RequestType, encode_event
 from broker.topology import Channel, QueueSpec, Topology
 from gateway.control import ALL_REPLICAS_KEY
+from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
 
 log = structlog.get_logger(__name__)
@@ -67,6 +70,8 @@ class Delivery:
     reply_to: str | None
     correlation_id: str | None
     redelivered: bool
+    timestamp: datetime | None = None
+    received_at: float = 0.0
     _message: AbstractIncomingMessage | None = field(default=None, repr=False)
 
     async def ack(self) -> None:
@@ -97,6 +102,8 @@ def _delivery(message: AbstractIncomingMessage, *, acked: bool = True) -> Delive
         reply_to=message.reply_to,
         correlation_id=message.correlation_id,
         redelivered=bool(message.redelivered),
+        timestamp=message.timestamp,
+        received_at=time.time(),
         _message=message if acked else None,
     )
 
@@ -156,8 +163,11 @@ class Consumer:
 class Bus:
     """One replica's AMQP connection and everything that goes through it."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(
+        self, settings: GatewaySettings, metrics: Metrics | None = None
+    ) -> None:
         self.settings = settings
+        self.metrics = metrics or Metrics(settings.replica, process_metrics=False)
         self.topology: Topology = settings.topology
         self.replica = settings.replica
         self.control_queue_name = self.topology.control_queue(self.replica)
@@ -312,6 +322,7 @@ class Bus:
                 delay = min(delay * 2, 15.0)
             else:
                 self.reconnects += 1
+                self.metrics.amqp_reconnected()
                 log.info("amqp.reconnected", reconnects=self.reconnects)
                 if self._on_reconnected is not None:
                     await self._on_reconnected()
@@ -362,11 +373,13 @@ class Bus:
             await queue.bind(self.topology.requests_exchange, routing_key=routing_key)
             return queue.declaration_result.message_count or 0
 
+        started = time.perf_counter()
         try:
             count: int = await self._on_declare_channel(declare)
         except aiormq.exceptions.ChannelPreconditionFailed as exc:
             log.warning("amqp.queue_arguments_differ", queue=spec.name, error=str(exc))
             return await self.queue_message_count(spec.name) or 0
+        self.metrics.queue_declared(time.perf_counter() - started)
         return count
 
     async def queue_counts(self, queue_name: str) -> tuple[int, int] | None:

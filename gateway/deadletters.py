@@ -7,12 +7,14 @@ for another reason (rejected by a tool, a quorum delivery limit) ends ``failed``
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from broker.errors import BrokerUnavailable
 from broker.schemas import JobStatus, Outcome, RequestType, new_job_id
+from gateway.metrics import publish_time
 
 if TYPE_CHECKING:
     from gateway.bus import Bus, Delivery
@@ -54,6 +56,12 @@ async def handle_dead_letter(bus: Bus, delivery: Delivery) -> None:
         log.warning("deadletter.outcome_unpublished", error=str(exc))
         return
     await delivery.ack()
+    started = publish_time(
+        received_at=delivery.received_at,
+        headers=delivery.headers,
+        timestamp=delivery.timestamp,
+    )
+    bus.metrics.request_finished(kind, status, time.time() - started)
     log.info(
         "job.finished",
         printer_serial=serial,

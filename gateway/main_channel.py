@@ -132,8 +132,11 @@ class MainSession(SocketSession):
         await self.registry.acquire(serial, self)
         try:
             await self.registry.add_main(self)
+            online = False
             try:
                 await self._start()
+                self.bus.metrics.printer_online()
+                online = True
                 async with asyncio.TaskGroup() as group:
                     actions = group.create_task(self._act())
                     await self._handle(first_events)
@@ -141,6 +144,8 @@ class MainSession(SocketSession):
                         await self._handle(events)
                     actions.cancel()
             finally:
+                if online:
+                    self.bus.metrics.printer_offline()
                 for tracker in self.trackers.values():
                     tracker.cancel_timers()
                 await self.registry.remove_main(self)

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import http
 import time
+import uuid
 from typing import Any
 
 import structlog
@@ -28,6 +29,7 @@ from gateway.bridge import RequestSession
 from gateway.bus import Bus
 from gateway.deadletters import handle_dead_letter
 from gateway.main_channel import MainSession
+from gateway.metrics import Metrics
 from gateway.registry import Registry
 from gateway.settings import GatewaySettings
 from gateway.socket import PrinterSocket
@@ -36,7 +38,7 @@ from gateway.weblink.events import Event, PrinterIdentified, ProtocolViolation
 
 log = structlog.get_logger(__name__)
 
-HEALTH_PATHS = ("/healthz", "/readyz")
+HEALTH_PATHS = ("/healthz", "/readyz", "/metrics")
 
 
 class WebSocketTransport:
@@ -92,7 +94,9 @@ class Gateway:
 
     def __init__(self, settings: GatewaySettings) -> None:
         self.settings = settings
-        self.bus = Bus(settings)
+        self.metrics = Metrics(settings.replica)
+        self.bus = Bus(settings, self.metrics)
+        self._socket_channels: dict[uuid.UUID, str] = {}
         self.registry = Registry(self.bus)
         self.server: Server | None = None
         self.draining = False
@@ -219,6 +223,15 @@ class Gateway:
                 http.HTTPStatus.SERVICE_UNAVAILABLE,
                 "not ready: " + "; ".join(problems) + "\n",
             )
+        if path == "/metrics":
+            body, content_type = self.metrics.render()
+            response = connection.respond(http.HTTPStatus.OK, "")
+            del response.headers["Content-Type"]
+            del response.headers["Content-Length"]
+            response.headers["Content-Type"] = content_type
+            response.headers["Content-Length"] = str(len(body))
+            response.body = body
+            return response
         if self.settings.ws_path is not None and path != self.settings.ws_path:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "unknown path\n")
         if not self.is_ready:
@@ -230,6 +243,10 @@ class Gateway:
     def _process_response(
         self, connection: ServerConnection, request: Request, response: Response
     ) -> Response | None:
+        if request.path.split("?", 1)[0] not in HEALTH_PATHS:
+            self.metrics.handshake(
+                response.status_code == http.HTTPStatus.SWITCHING_PROTOCOLS
+            )
         if response.status_code == http.HTTPStatus.SWITCHING_PROTOCOLS:
             # Zebra's servlet sends it; some firmware drops a 101 without it.
             response.headers["Content-Length"] = "0"
@@ -255,6 +272,9 @@ class Gateway:
             await connection.close(int(CloseCode.INTERNAL_ERROR), "internal error")
         finally:
             self._sessions.discard(task)
+            channel = self._socket_channels.pop(connection.id, None)
+            if channel is not None:
+                self.metrics.socket_closed(channel, connection.close_code)
 
     async def _serve_socket(self, connection: ServerConnection) -> None:
         transport = WebSocketTransport(connection)
@@ -271,6 +291,8 @@ class Gateway:
             await socket.close(CloseCode.GOING_AWAY, "gateway shutting down")
             return
         socket.identified_at = time.time()
+        self._socket_channels[connection.id] = identified.kind.value
+        self.metrics.socket_opened(identified.kind.value)
         session: MainSession | RequestSession
         if identified.kind is ChannelKind.MAIN:
             session = MainSession(

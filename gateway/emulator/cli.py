@@ -21,6 +21,7 @@ import structlog
 from broker.errors import ConfigurationError
 from broker.logs import configure_logging
 from broker.topology import check_serial
+from gateway.emulator.fleet import Fleet, FleetOptions
 from gateway.emulator.options import EmulatorOptions
 from gateway.emulator.printer import PrinterEmulator
 
@@ -115,6 +116,19 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="accept a 101 response without 'Content-Length: 0'",
     )
+    parser.add_argument(
+        "--fleet",
+        action="store_true",
+        help="drive the printers with the lightweight fleet client (thousands per "
+        "process; the common path only: no split replies, print time or config close)",
+    )
+    parser.add_argument(
+        "--ramp-rate",
+        type=float,
+        default=200.0,
+        metavar="N",
+        help="with --fleet: first connections per second (default 200; 0: no limit)",
+    )
     parser.add_argument("--cafile", help="CA bundle to trust for wss:// URLs")
     parser.add_argument("--certfile", help="client certificate (PEM) for wss:// URLs")
     parser.add_argument("--keyfile", help="private key of --certfile")
@@ -183,6 +197,76 @@ async def run_printers(
     return 0
 
 
+#: Flags the fleet client does not implement, with the value that means "unused".
+_NOT_IN_FLEET = {
+    "close_config_after_reply": False,
+    "split_replies": None,
+    "label_print_time": 0.0,
+    "no_content_length_check": False,
+}
+
+
+def fleet_options(args: argparse.Namespace, emulator: EmulatorOptions) -> FleetOptions:
+    """Build the fleet's options from the flags (``--serial`` gives prefix and counter).
+
+    Raises:
+        ConfigurationError: a flag the fleet does not implement, or a bad ramp rate.
+    """
+    unsupported = [
+        "--" + name.replace("_", "-")
+        for name, unused in _NOT_IN_FLEET.items()
+        if getattr(args, name) != unused
+    ]
+    if unsupported:
+        raise ConfigurationError(f"--fleet does not support {', '.join(unsupported)}")
+    if args.ramp_rate < 0:
+        raise ConfigurationError(
+            f"--ramp-rate must not be negative, not {args.ramp_rate}"
+        )
+    match = _TRAILING_DIGITS.match(args.serial)
+    if match is None:
+        raise ConfigurationError(
+            f"--fleet needs a --serial that ends in digits, not {args.serial!r}"
+        )
+    prefix, digits = match.groups()
+    return FleetOptions(
+        prefix=prefix,
+        first=int(digits),
+        width=len(digits),
+        ramp_rate=args.ramp_rate or None,
+        retry_interval=args.retry_interval,
+        emulator=emulator,
+    )
+
+
+async def run_fleet(
+    url: str, count: int, options: FleetOptions, tls: ssl.SSLContext | None = None
+) -> int:
+    """Run a fleet until SIGINT or SIGTERM, then close its sockets with 1000.
+
+    Returns:
+        The exit status, 0.
+    """
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    previous = {signum: signal.getsignal(signum) for signum in _SIGNALS}
+    for signum in _SIGNALS:
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    fleet = Fleet(url, count, options, ssl=tls)
+    try:
+        async with fleet:
+            await stop.wait()
+            logger.info("emulator.stopping", printers=count)
+    finally:
+        for signum, handler in previous.items():
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signum)
+                if handler is not None:
+                    signal.signal(signum, handler)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``zebra-printer-emulator``.
 
@@ -206,10 +290,16 @@ def main(argv: list[str] | None = None) -> int:
             require_content_length=not args.no_content_length_check,
         )
         tls = _ssl_context(args)
-        # Build each printer once here so identity errors surface before the loop.
-        for serial in serials:
-            PrinterEmulator(args.url, serial, options)
+        if args.fleet:
+            fleet = fleet_options(args, options)
+            Fleet(args.url, len(serials), fleet)  # URL and serial errors surface here
+        else:
+            # Build each printer once here so identity errors surface before the loop.
+            for serial in serials:
+                PrinterEmulator(args.url, serial, options)
     except (ConfigurationError, OSError) as exc:
         parser.error(str(exc))
     configure_logging(args.log_level, args.log_format)
+    if args.fleet:
+        return asyncio.run(run_fleet(args.url, len(serials), fleet, tls))
     return asyncio.run(run_printers(args.url, serials, options, tls))

@@ -127,3 +127,25 @@ async def test_health_endpoints_answer_plain_http(harness):
 
     assert await asyncio.to_thread(get, "/healthz") == (200, b"ok\n")
     assert await asyncio.to_thread(get, "/readyz") == (200, b"ready\n")
+
+
+async def test_metrics_endpoint_counts_printers_sockets_and_outcomes(harness):
+    """`/metrics` shows the connected printer, its sockets and a finished job."""
+    gateway = await harness.gateway()
+    await harness.printer(harness.url(gateway), SERIAL)
+    client = await harness.client()
+    # With prefetch 1 the second job is only taken once the first was acked and
+    # counted: after its outcome, the first is surely in the metrics.
+    await client.print(SERIAL, b"^XA^FDm^XZ", timeout=SHORT)
+    await client.print(SERIAL, b"^XA^FDn^XZ", timeout=SHORT)
+
+    def get() -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{gateway.port}/metrics") as r:
+            assert r.headers["Content-Type"].startswith("text/plain")
+            return r.read().decode()
+
+    text = await asyncio.to_thread(get)
+    assert "zebra_gateway_printers_connected 1.0" in text
+    assert 'zebra_gateway_sockets_open{channel="raw"} 1.0' in text
+    delivered = 'zebra_gateway_requests_total{status="delivered",type="print"}'
+    assert f"{delivered} 1.0" in text or f"{delivered} 2.0" in text
