@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PORT ?= 8080
 
-.PHONY: install rabbitmq nginx demo run emulator lint fmt typecheck test-unit test-integration test check ci clean
+.PHONY: install rabbitmq nginx deploy-tools demo run emulator lint fmt typecheck test-unit test-integration test check ci clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -21,6 +21,9 @@ rabbitmq:  ## install (if missing) and start (if stopped) a local RabbitMQ
 
 nginx:  ## install Debian's nginx (if missing) for the proxy tests
 	./scripts/nginx.sh
+
+deploy-tools:  ## validators for Dockerfile, Kubernetes and Prometheus files (build/deploy-tools)
+	./scripts/validate_deploy.sh install
 
 demo: install rabbitmq  ## gateway on $(PORT) + an emulated printer + one label printed
 	$(BIN)/python scripts/demo.py $(PORT)
@@ -48,7 +51,7 @@ test-unit: install
 test-integration: install rabbitmq nginx
 	$(BIN)/pytest tests/integration tests/component -q
 
-test: install rabbitmq nginx lint typecheck  ## everything CI runs: lint, types, the whole suite
+test: install rabbitmq nginx deploy-tools lint typecheck  ## everything CI runs: lint, types, the whole suite
 	PYTHONASYNCIODEBUG=1 $(BIN)/pytest -q
 
 check: test
