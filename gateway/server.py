@@ -59,9 +59,14 @@ class WebSocketTransport:
             raise ChannelClosedError("closed by the gateway")
         receiving = asyncio.ensure_future(self.connection.recv())
         waiters: set[asyncio.Future[Any]] = {receiving, self._closing}
-        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        if not receiving.done():
-            receiving.cancel()
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            # Also when the caller's wait is cancelled (identify timeout): never leave
+            # websockets' recv running behind us.
+            if not receiving.done():
+                receiving.cancel()
+        if receiving.cancelled():
             raise ChannelClosedError("closed by the gateway")
         try:
             return receiving.result()
