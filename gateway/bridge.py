@@ -52,11 +52,9 @@ from gateway.weblink import ChannelKind, CloseCode, count_labels
 from gateway.weblink.events import (
     AlertReceived,
     Event,
-    ProtocolViolation,
     QueryAnswered,
     RawDataReceived,
     SgdReplyReceived,
-    UnsolicitedMessage,
 )
 
 if TYPE_CHECKING:
@@ -409,15 +407,8 @@ class RequestSession(SocketSession):
                 await self._publish_data(event.data)
             elif isinstance(event, AlertReceived):
                 await publish_alert(self.bus, self.socket, event)
-            elif isinstance(event, ProtocolViolation):
-                self.log.warning(
-                    "channel.protocol_violation",
-                    reason=event.reason,
-                    close_code=int(event.close_code),
-                )
-                await self.socket.close(event.close_code, event.reason)
-            elif isinstance(event, UnsolicitedMessage):
-                self.log.info("channel.unsolicited", value=str(event.value)[:200])
+            else:
+                await self.handle_common(event)
 
     async def _publish_data(self, data: bytes) -> None:
         try:

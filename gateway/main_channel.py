@@ -39,8 +39,6 @@ from gateway.weblink import ChannelKind, Discovery
 from gateway.weblink.events import (
     AlertReceived,
     Event,
-    ProtocolViolation,
-    UnsolicitedMessage,
 )
 
 if TYPE_CHECKING:
@@ -216,15 +214,8 @@ class MainSession(SocketSession):
             if isinstance(event, AlertReceived):
                 await publish_alert(self.bus, self.socket, event)
                 await self._update_hold(event.alert.condition, event.alert.state)
-            elif isinstance(event, ProtocolViolation):
-                self.log.warning(
-                    "channel.protocol_violation",
-                    reason=event.reason,
-                    close_code=int(event.close_code),
-                )
-                await self.socket.close(event.close_code, event.reason)
-            elif isinstance(event, UnsolicitedMessage):
-                self.log.debug("channel.unsolicited", value=str(event.value)[:200])
+            else:
+                await self.handle_common(event)
 
     async def _update_hold(self, condition: str, state: str) -> None:
         """Hold jobs while the printer reports a condition that would spoil a label."""

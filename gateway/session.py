@@ -9,6 +9,7 @@ import structlog
 from gateway.control import ControlMessage
 from gateway.socket import PrinterSocket
 from gateway.weblink import CloseCode
+from gateway.weblink.events import Event, ProtocolViolation, UnsolicitedMessage
 
 if TYPE_CHECKING:
     from gateway.bus import Bus
@@ -51,6 +52,25 @@ class SocketSession:
 
     async def close(self, code: CloseCode, reason: str) -> None:
         await self.socket.close(code, reason)
+
+    async def handle_common(self, event: Event) -> bool:
+        """Handle what every channel treats alike; return whether ``event`` was one.
+
+        A protocol violation closes this socket with its code (the process and every
+        other printer carry on); an unsolicited message is logged and ignored.
+        """
+        if isinstance(event, ProtocolViolation):
+            self.log.warning(
+                "channel.protocol_violation",
+                reason=event.reason,
+                close_code=int(event.close_code),
+            )
+            await self.socket.close(event.close_code, event.reason)
+            return True
+        if isinstance(event, UnsolicitedMessage):
+            self.log.info("channel.unsolicited", value=str(event.value)[:200])
+            return True
+        return False
 
     def on_printer_alert(self, condition: str, state: str) -> None:
         """Hear an alert of this printer, from whichever replica holds its socket."""
