@@ -29,7 +29,7 @@ demo: install rabbitmq  ## gateway on $(PORT) + an emulated printer + one label 
 	$(BIN)/python scripts/demo.py $(PORT)
 
 run: install rabbitmq  ## just the gateway, open to any printer (development)
-	$(BIN)/zebra-gateway --port $(PORT)
+	$(BIN)/zebra-gateway --port $(PORT) --allow-anonymous
 
 emulator: install  ## an emulated printer against a local gateway
 	$(BIN)/zebra-printer-emulator --url ws://127.0.0.1:$(PORT)/ --serial 50J000000001

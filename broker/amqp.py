@@ -582,7 +582,20 @@ class Subscription:
                 self._channel = await self._connection.channel(publisher_confirms=False)
                 try:
                     await self._channel.set_qos(prefetch_count=self._prefetch_count)
-                    exchange = await declare_exchange(self._channel, self._exchange)
+                    # Passively first: a producer needs no configure permission on
+                    # the events exchange (which would also let it delete it). Only
+                    # where no gateway ever ran is it declared here.
+                    try:
+                        exchange = await self._channel.get_exchange(
+                            self._exchange.name, ensure=True
+                        )
+                    except aiormq.exceptions.ChannelNotFoundEntity:
+                        # The 404 closed the channel: take a new one.
+                        self._channel = await self._connection.channel(
+                            publisher_confirms=False
+                        )
+                        await self._channel.set_qos(prefetch_count=self._prefetch_count)
+                        exchange = await declare_exchange(self._channel, self._exchange)
                     self._queue = await self._channel.declare_queue(
                         self.queue_name, exclusive=True, auto_delete=True
                     )

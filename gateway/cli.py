@@ -47,6 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
         argument_default=argparse.SUPPRESS,
     )
     for name, field in GatewaySettings.model_fields.items():
+        if field.annotation is bool:
+            parser.add_argument(
+                "--" + name.replace("_", "-"),
+                dest=name,
+                action="store_true",
+                help=field.description,
+            )
+            continue
         kind, choices = _flag_type(field.annotation)
         parser.add_argument(
             "--" + name.replace("_", "-"),
@@ -80,6 +88,7 @@ async def serve(settings: GatewaySettings) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, gateway.guard.reload_credentials)
     await stop.wait()
     log.info("gateway.stopping")
     await gateway.stop()

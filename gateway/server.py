@@ -15,6 +15,7 @@ import contextlib
 import http
 import time
 import uuid
+import weakref
 from typing import Any
 
 import structlog
@@ -25,9 +26,11 @@ from websockets.typing import Subprotocol
 
 from broker.errors import BrokerUnavailable
 from broker.errors import ChannelClosed as ChannelClosedError
+from gateway.auth import Principal, server_tls_context
 from gateway.bridge import RequestSession
 from gateway.bus import Bus
 from gateway.deadletters import handle_dead_letter
+from gateway.guard import Guard, Refusal
 from gateway.main_channel import MainSession
 from gateway.metrics import Metrics
 from gateway.registry import Registry
@@ -103,7 +106,12 @@ class Gateway:
         self.bus = Bus(settings, self.metrics)
         self._socket_channels: dict[uuid.UUID, str] = {}
         self.registry = Registry(self.bus)
+        self.guard = Guard(settings)  # refuses to run open unless told to
+        self._principals: weakref.WeakKeyDictionary[ServerConnection, Principal] = (
+            weakref.WeakKeyDictionary()
+        )
         self.server: Server | None = None
+        self._credentials_watch: asyncio.Task[None] | None = None
         self.draining = False
         self._sessions: set[asyncio.Task[None]] = set()
 
@@ -141,6 +149,10 @@ class Gateway:
             on_reconnected=self.registry.restore,
         )
         self.registry.start_heartbeats(self.settings.replica_heartbeat_interval)
+        self.guard.log_start()
+        self._credentials_watch = asyncio.get_running_loop().create_task(
+            self.guard.watch_credentials()
+        )
         self.server = await serve(
             self._handle,
             self.settings.host,
@@ -152,6 +164,9 @@ class Gateway:
             ping_interval=self.settings.ws_ping_interval,
             ping_timeout=self.settings.ws_ping_timeout,
             close_timeout=self.settings.ws_close_timeout,
+            ssl=server_tls_context(
+                self.settings.tls_certfile, self.settings.tls_keyfile
+            ),
             max_size=self.settings.ws_max_message_size,
             open_timeout=self.settings.identify_timeout,
         )
@@ -175,6 +190,8 @@ class Gateway:
         5. Leave RabbitMQ (anything still unacked goes back to its queue).
         """
         self.draining = True
+        if self._credentials_watch is not None:
+            self._credentials_watch.cancel()
         await self.registry.stop_heartbeats()
         printers = self.registry.printer_count
         log.info("gateway.draining", printers=printers)
@@ -214,7 +231,7 @@ class Gateway:
 
     # -- handshake -------------------------------------------------------------
 
-    def _process_request(
+    async def _process_request(
         self, connection: ServerConnection, request: Request
     ) -> Response | None:
         path = request.path.split("?", 1)[0]
@@ -239,11 +256,27 @@ class Gateway:
             return response
         if self.settings.ws_path is not None and path != self.settings.ws_path:
             return connection.respond(http.HTTPStatus.NOT_FOUND, "unknown path\n")
-        if not self.is_ready:
+        peer = connection.remote_address[0] if connection.remote_address else None
+        client = self.guard.client_address(
+            peer, request.headers.get_all("X-Forwarded-For")
+        )
+        refusal = self.guard.rate_limited(client)
+        if refusal is None and not self.is_ready:
             return connection.respond(
                 http.HTTPStatus.SERVICE_UNAVAILABLE, "gateway not ready, retry later\n"
             )
-        return None
+        if refusal is None:
+            result = await self.guard.authenticate(request.headers, peer, client)
+            if isinstance(result, Refusal):
+                refusal = result
+            else:
+                self._principals[connection] = result
+        if refusal is None:
+            return None
+        response = connection.respond(refusal.status, refusal.body)
+        for name, value in refusal.headers:
+            response.headers[name] = value
+        return response
 
     def _process_response(
         self, connection: ServerConnection, request: Request, response: Response
@@ -295,6 +328,25 @@ class Gateway:
             # Identified after the drain closed the others: nobody would close it.
             await socket.close(CloseCode.GOING_AWAY, "gateway shutting down")
             return
+        admitted = self.guard.admit(
+            self._principals.get(connection),
+            identified.printer_serial,
+            identified.kind.value,
+            socket.transport.remote_address,
+        )
+        if isinstance(admitted, str):
+            await socket.close(CloseCode.POLICY_VIOLATION, admitted)
+            return
+        with admitted:
+            await self._run_session(connection, socket, identified, events)
+
+    async def _run_session(
+        self,
+        connection: ServerConnection,
+        socket: PrinterSocket,
+        identified: PrinterIdentified,
+        events: list[Event],
+    ) -> None:
         socket.identified_at = time.time()
         self._socket_channels[connection.id] = identified.kind.value
         self.metrics.socket_opened(identified.kind.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import uuid
+from pathlib import Path
 
 from pydantic import Field, field_validator
 
@@ -68,6 +69,44 @@ class GatewaySettings(BaseBrokerSettings):
     )
     max_request_size: int = Field(
         16 * 1024 * 1024, ge=1, description="largest request body accepted"
+    )
+    credentials_file: Path | None = Field(
+        None,
+        description="printer credentials: salted scrypt hashes, one JSON object per "
+        "line (zebra-gateway-credentials)",
+    )
+    auth_realm: str = Field(
+        "zebra-weblink",
+        description="realm of the 401 challenge printers get before they send "
+        "credentials",
+    )
+    allow_anonymous: bool = Field(
+        False,
+        description="run open to any printer (development only); without an "
+        "authentication setting the gateway refuses to start",
+    )
+    client_cert_header: str | None = Field(
+        None,
+        description="header in which a trusted proxy passes the verified "
+        "client-certificate subject (CN = serial), e.g. X-Client-DN",
+    )
+    trusted_proxies: str | None = Field(
+        None,
+        description="comma-separated networks whose client_cert_header and "
+        "X-Forwarded-For are believed",
+    )
+    tls_certfile: Path | None = Field(
+        None, description="certificate chain for native TLS (no proxy)"
+    )
+    tls_keyfile: Path | None = Field(None, description="private key of tls_certfile")
+    max_connections_per_second_per_address: float | None = Field(
+        20.0,
+        gt=0,
+        description="new connections per second per client address (burst: 5 s "
+        "worth); past it HTTP 429",
+    )
+    max_sockets_per_printer: int = Field(
+        10, ge=1, description="sockets one printer serial may hold on this replica"
     )
     amqp_channels: int = Field(
         4, ge=1, le=64, description="AMQP channels shared by printer consumers"

@@ -25,7 +25,8 @@ LABEL = b"^XA^CF0,60^FO50,50^FDHello from zebra-weblink-broker^FS^PQ1^XZ"
 
 
 async def demo(port: int) -> int:
-    gateway = Gateway(GatewaySettings(port=port, replica="demo"))
+    # Open to any printer: a development setting the gateway warns about at start.
+    gateway = Gateway(GatewaySettings(port=port, replica="demo", allow_anonymous=True))
     await gateway.start()
     url = f"ws://127.0.0.1:{gateway.port}/"
     printer = PrinterEmulator(url, SERIAL, EmulatorOptions(retry_interval=2.0))

@@ -129,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="with --fleet: first connections per second (default 200; 0: no limit)",
     )
+    parser.add_argument(
+        "--username",
+        help="user to answer the gateway's 401 challenge with (usually the serial)",
+    )
+    parser.add_argument("--password", help="password for --username")
     parser.add_argument("--cafile", help="CA bundle to trust for wss:// URLs")
     parser.add_argument("--certfile", help="client certificate (PEM) for wss:// URLs")
     parser.add_argument("--keyfile", help="private key of --certfile")
@@ -288,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
             legacy_discovery=args.legacy_discovery,
             label_print_time=args.label_print_time,
             require_content_length=not args.no_content_length_check,
+            username=args.username,
+            password=args.password,
         )
         tls = _ssl_context(args)
         if args.fleet:

@@ -9,13 +9,14 @@ concurrent tasks never interleave.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ssl as ssl_module
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import structlog
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, WebSocketException
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.protocol import State
 from websockets.typing import Subprotocol
 
@@ -54,8 +55,9 @@ async def dial(
         ConnectFailed: the socket could not be opened or the handshake was refused.
     """
     extra: dict[str, Any] = {} if ssl is None else {"ssl": ssl}
-    try:
-        connection = await connect(
+
+    async def dial(headers: dict[str, str] | None) -> ClientConnection:
+        return await connect(
             url,
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             compression=None,
@@ -65,8 +67,24 @@ async def dial(
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout,
             max_size=options.max_message_size,
+            additional_headers=headers,
             **extra,
         )
+
+    try:
+        try:
+            connection = await dial(None)
+        except InvalidStatus as exc:
+            # §1.3: a printer sends credentials only after a 401 challenge, and only
+            # when `weblink.ip.conn1.authentication.add` has some for this server.
+            challenged = exc.response.status_code == 401 and exc.response.headers.get(
+                "WWW-Authenticate", ""
+            ).lower().startswith("basic")
+            if not (challenged and options.username is not None):
+                raise
+            token = f"{options.username}:{options.password or ''}".encode()
+            authorization = "Basic " + base64.b64encode(token).decode()
+            connection = await dial({"Authorization": authorization})
     except (OSError, TimeoutError, WebSocketException) as exc:
         failure = f"{type(exc).__name__}: {exc}"
         raise ConnectFailed(printer_serial, url, failure) from exc

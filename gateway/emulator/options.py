@@ -36,6 +36,10 @@ class EmulatorOptions:
     #: Close the config socket with 1000 right after each SGD reply, as some firmware
     #: does (§5, §8.2).
     close_config_after_reply: bool = False
+    #: Credentials this printer answers a 401 Basic challenge with, as set by
+    #: ``weblink.ip.conn1.authentication.add "server user password"`` (§1.1, §1.3).
+    username: str | None = None
+    password: str | None = None
     #: Abort (no close frame) any raw or config socket that receives these bytes,
     #: before acting on them: a printer that crashes on one particular request.
     abort_on: bytes | None = None

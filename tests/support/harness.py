@@ -38,6 +38,7 @@ class Harness:
             "port": 0,
             "replica": f"test-{uuid.uuid4().hex[:6]}",
             "log_format": "console",
+            "allow_anonymous": True,
         }
         values.update(overrides)
         return GatewaySettings(**values)

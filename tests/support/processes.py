@@ -38,6 +38,7 @@ class GatewayProcess:
             replica,
             "--log-format",
             "json",
+            "--allow-anonymous",
         ]
         for name, value in flags.items():
             self.args += [f"--{name.replace('_', '-')}", str(value)]
