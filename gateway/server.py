@@ -69,7 +69,8 @@ class WebSocketTransport:
             # websockets' recv running behind us.
             if not receiving.done():
                 receiving.cancel()
-        if receiving.cancelled():
+        # A cancelled task is not done until the loop has run it: test both.
+        if not receiving.done() or receiving.cancelled():
             raise ChannelClosedError("closed by the gateway")
         try:
             return receiving.result()

@@ -100,7 +100,7 @@ class GatewaySettings(BaseBrokerSettings):
     )
     tls_keyfile: Path | None = Field(None, description="private key of tls_certfile")
     max_connections_per_second_per_address: float | None = Field(
-        20.0,
+        100.0,
         gt=0,
         description="new connections per second per client address (burst: 5 s "
         "worth); past it HTTP 429",

@@ -110,10 +110,7 @@ async def test_query_framings_return_the_answer(harness, data, response, check):
 async def test_query_without_answer_times_out(harness):
     """A query the printer never answers ends `timeout` after `x-zebra-timeout-ms`."""
     gateway = await harness.gateway()
-    printer = await harness.printer(harness.url(gateway), SERIAL)
-    await printer.set_fault(
-        "head open", True
-    )  # a printer with its head open ignores ~HS
+    await harness.printer(harness.url(gateway), SERIAL, answer_host_status=False)
     client = await harness.client()
     with pytest.raises(PrinterError) as caught:
         await client.query(

@@ -411,8 +411,7 @@ class TestPrinters:
         assert captured.out.splitlines() == [
             "SERIAL        MODEL  FIRMWARE  IP        REPLICA    SINCE"
             "                 HELD",
-            f"{SERIAL}  ZD621  -         10.0.0.7  gw-1       2026-01-31T12:00:00Z"
-            "  -",
+            f"{SERIAL}  ZD621  -         10.0.0.7  gw-1       2026-01-31T12:00:00Z  -",
             "B2            -      V1        -         gateway-2  2026-01-31T12:00:00Z"
             "  head_open,paper_out",
         ]
