@@ -142,7 +142,8 @@ async def test_metrics_endpoint_counts_printers_sockets_and_outcomes(harness):
     def get() -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{gateway.port}/metrics") as r:
             assert r.headers["Content-Type"].startswith("text/plain")
-            return r.read().decode()
+            body: bytes = r.read()
+            return body.decode()
 
     text = await asyncio.to_thread(get)
     assert "zebra_gateway_printers_connected 1.0" in text
