@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN = $(VENV)/bin
 PORT ?= 8080
 
-.PHONY: install rabbitmq nginx deploy-tools demo run emulator lint fmt typecheck test-unit test-integration test check ci clean
+.PHONY: install rabbitmq nginx deploy-tools bench demo run emulator lint fmt typecheck test-unit test-integration test check ci clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ nginx:  ## install Debian's nginx (if missing) for the proxy tests
 
 deploy-tools:  ## validators for Dockerfile, Kubernetes and Prometheus files (build/deploy-tools)
 	./scripts/validate_deploy.sh install
+
+bench: install rabbitmq  ## measure the gateway against its physical floors (BENCH_FLAGS=--quick)
+	$(BIN)/python -m scripts.bench $(BENCH_FLAGS)
 
 demo: install rabbitmq  ## gateway on $(PORT) + an emulated printer + one label printed
 	$(BIN)/python scripts/demo.py $(PORT)

@@ -361,13 +361,16 @@ class _Socket(asyncio.Protocol):
         self.is_open = False
         self.lost = False
         self._fragments: list[bytes] | None = None
+        #: The ping timer, or once closing, the timer that drops a stuck close.
         self._timer: asyncio.TimerHandle | None = None
+        self._close_armed = False
 
     # asyncio.Protocol
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        self.fleet._socket_made(self)
         self.ws.send_request(self.ws.connect())
         self._flush()
 
@@ -441,8 +444,11 @@ class _Socket(asyncio.Protocol):
                 transport.write(data)
             elif transport.can_write_eof():
                 transport.write_eof()
-        if self.ws.close_expected() and self._timer is None:
+        if self.ws.close_expected() and not self._close_armed:
             # The server closes TCP after the close handshake; drop it if it does not.
+            self._close_armed = True
+            if self._timer is not None:
+                self._timer.cancel()
             self._timer = self.fleet.loop.call_later(
                 self.fleet.options.close_timeout, self.abort
             )
@@ -457,7 +463,7 @@ class _Socket(asyncio.Protocol):
         if self.ws.state is _OPEN:
             self.ws.send_ping(b"")
             self._flush()
-            if self._timer is None:
+            if not self._close_armed:
                 self._arm_ping()
 
     def send_outgoing(self) -> None:
@@ -471,9 +477,6 @@ class _Socket(asyncio.Protocol):
     def close(self, code: CloseCode, reason: str = "") -> None:
         """Start the closing handshake (the server then closes TCP)."""
         if self.ws.state is _OPEN:
-            if self._timer is not None:
-                self._timer.cancel()
-                self._timer = None
             self.channel.close(code, reason)
             self.ws.send_close(int(code), reason)
             self._flush()
@@ -769,8 +772,6 @@ class Fleet:
             made = sock
             async with asyncio.timeout(self.options.open_timeout):
                 await self._open_connection(lambda: made, uri.host, uri.port, self._ssl)
-                self._open.add(sock)
-                self.sockets.add(1)
                 await sock.opened
         except Exception as exc:  # refused, timed out, handshake rejected: retry later
             self.dial_failures += 1
@@ -811,6 +812,10 @@ class Fleet:
         self._retries.add(handle)
 
     # -- socket events ----------------------------------------------------------------
+
+    def _socket_made(self, sock: _Socket) -> None:
+        self._open.add(sock)
+        self.sockets.add(1)
 
     def _socket_opened(self, sock: _Socket) -> None:
         self.handshakes += 1

@@ -199,7 +199,7 @@ class GatewayProcess(ServiceProcess):
             "json",
             "--log-level",
             log_level,
-            "--allow-anonymous",
+            *bench_flags(),
         ]
         super().__init__(args, log_path, f"gateway {replica}")
         self.replica = replica

@@ -241,6 +241,9 @@ class MemoryLink:
             elif isinstance(event, Frame) and event.opcode is Opcode.BINARY:
                 self.channel.receive_message(bytes(event.data))
                 self.gateway.handle(self, self.channel.events_received())
+            elif isinstance(event, Frame) and event.opcode is Opcode.PING:
+                self.gateway.pings += 1
+                self.gateway.changed.set()
         self.flush()
 
     def client_eof(self) -> None:
@@ -290,6 +293,7 @@ class MemoryGateway:
         self.links: set[MemoryLink] = set()
         self.alerts: list[str] = []
         self.sgd_replies: list[dict[str, Any]] = []
+        self.pings = 0
         self.changed = asyncio.Event()
 
     def link(self, serial: str, kind: ChannelKind) -> MemoryLink:
@@ -423,6 +427,15 @@ class TestFleetInMemory:
             assert fleet.stats().mains_lost == 2
             # The printers dropped their raw sockets on A along with main.
             await first.wait_until(lambda: not first.links)
+
+    async def test_every_socket_pings(self) -> None:
+        gateway = MemoryGateway("a")
+        network = memory_network({8001: gateway})
+        options = FleetOptions(prefix="MEM", ramp_rate=None, ping_interval=0.01)
+        async with Fleet("ws://gw:8001/", 1, options, open_connection=network) as fleet:
+            await fleet.wait_ready(timeout=SHORT)
+            # Main and raw each ping, again and again.
+            await gateway.wait_until(lambda: gateway.pings >= 4)
 
     async def test_refused_dials_retry_elsewhere(self) -> None:
         second = MemoryGateway("b")
