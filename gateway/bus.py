@@ -173,6 +173,8 @@ class Bus:
         self.control_queue_name = self.topology.control_queue(self.replica)
         self._connection: AbstractConnection | None = None
         self._publish_channel: AbstractChannel | None = None
+        self._hint_channel: AbstractChannel | None = None
+        self._hint_exchange: AbstractExchange | None = None
         self._consume_channels: list[AbstractChannel] = []
         self._declare_channels: list[AbstractChannel | None] = []
         self._declare_locks: list[asyncio.Lock] = []
@@ -242,6 +244,8 @@ class Bus:
 
     async def _open_channels(self, connection: AbstractConnection) -> None:
         self._publish_channel = await connection.channel(publisher_confirms=True)
+        self._hint_channel = await connection.channel(publisher_confirms=False)
+        self._hint_exchange = None
         self._consume_channels = []
         self._consumers = {}
         for index in range(self.settings.amqp_channels):
@@ -527,15 +531,27 @@ class Bus:
         reply_to: str | None,
         request_type: RequestType | None = None,
     ) -> None:
-        """Send an outcome to its producer (if it asked) and as a job event."""
+        """Send an outcome to its producer (if it asked) and as a job event.
+
+        Both are published before either confirm is awaited: one round trip, not two.
+        """
+        publishing = []
         if reply_to:
-            await self.publish_reply(
-                reply_to,
-                outcome.body,
-                message_type=OUTCOME_TYPE,
-                correlation_id=outcome.correlation_id,
-                headers=outcome.to_headers(),
+            publishing.append(
+                self.publish_reply(
+                    reply_to,
+                    outcome.body,
+                    message_type=OUTCOME_TYPE,
+                    correlation_id=outcome.correlation_id,
+                    headers=outcome.to_headers(),
+                )
             )
+        publishing.append(self._publish_job_event(outcome, request_type))
+        await asyncio.gather(*publishing)
+
+    async def _publish_job_event(
+        self, outcome: Outcome, request_type: RequestType | None
+    ) -> None:
         await self.publish_event(
             self.topology.job_key(outcome.printer_serial, outcome.status.value),
             JobEvent(
@@ -551,12 +567,30 @@ class Bus:
         )
 
     async def publish_control(self, routing_key: str, body: bytes) -> None:
-        """Send an internal control message to the replicas bound to ``routing_key``."""
-        await self._publish(
-            self.topology.control_exchange,
-            routing_key,
-            aio_pika.Message(body, type=CONTROL_TYPE, content_type="application/json"),
-        )
+        """Send an internal control message to the replicas bound to ``routing_key``.
+
+        Control messages are hints (see ``gateway/control.py``), so they go out on a
+        channel without publisher confirms: no round trip on the connect path.
+        """
+        channel = self._hint_channel
+        if channel is None or channel.is_closed:
+            raise BrokerUnavailable("no connection to RabbitMQ")
+        try:
+            exchange = self._hint_exchange
+            if exchange is None:
+                exchange = await channel.get_exchange(
+                    self.topology.control_exchange, ensure=False
+                )
+                self._hint_exchange = exchange
+            await exchange.publish(
+                aio_pika.Message(
+                    body, type=CONTROL_TYPE, content_type="application/json"
+                ),
+                routing_key=routing_key,
+                mandatory=False,
+            )
+        except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
+            raise BrokerUnavailable(f"control publish failed: {exc}") from exc
 
     def printer_routing(
         self, printer_serial: str, channel: Channel

@@ -262,7 +262,10 @@ class Gateway:
             peer, request.headers.get_all("X-Forwarded-For")
         )
         refusal = self.guard.rate_limited(client)
-        if refusal is None and not self.is_ready:
+        # Cheap checks only: counting consumers walks every session (that is
+        # /readyz's job), and a storm of handshakes must not cost O(n) each.
+        accepting = self.bus.is_ready.is_set() and not self.draining
+        if refusal is None and not accepting:
             return connection.respond(
                 http.HTTPStatus.SERVICE_UNAVAILABLE, "gateway not ready, retry later\n"
             )
