@@ -148,11 +148,10 @@ class RequestSession(SocketSession):
         serial = self.printer_serial
         await self.registry.acquire(serial, self)
         try:
-            # The main session declared the queue before asking for this channel;
-            # a passive check suffices unless the queue was deleted since.
-            if await self.bus.queue_counts(self.queue_name) is None:
-                spec, key = self.bus.printer_routing(serial, self.channel)
-                await self.bus.declare_printer_queue(spec, key)
+            # The main session declared the queue before asking for this channel:
+            # normally one passive check (a declare only if it was deleted since).
+            spec, key = self.bus.printer_routing(serial, self.channel)
+            await self.bus.declare_printer_queue(spec, key)
             await self._notify(ControlOp.CHANNEL_OPENED)
             self.log.info("channel.opened", channel_id=self.socket.protocol.channel_id)
             try:
