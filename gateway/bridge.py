@@ -182,10 +182,6 @@ class RequestSession(SocketSession):
         return self.is_live() and not self._held
 
     @property
-    def is_consuming(self) -> bool:
-        return self._consumer is not None
-
-    @property
     def consumer_missing(self) -> bool:
         """The consumer was lost (broker outage) and is not back yet."""
         return self._lost and self.wants_consumer()

@@ -22,7 +22,6 @@ from broker.schemas import (
     PRESENCE_QUERY_TYPE,
     PRESENCE_REPLY_TYPE,
     PresenceReply,
-    PrinterPresence,
 )
 from broker.topology import Channel
 from gateway.bridge import RequestSession
@@ -357,14 +356,3 @@ class Registry:
                 *(s.close(code, reason) for s in batch), return_exceptions=True
             )
         log.info("registry.closed", printers=len(printers), batches=batches)
-
-    async def close_all(self, code: CloseCode, reason: str) -> None:
-        """Close every printer socket on this replica."""
-        sessions = self.all_sessions()
-        await asyncio.gather(
-            *(session.close(code, reason) for session in sessions),
-            return_exceptions=True,
-        )
-
-    def presence(self) -> list[PrinterPresence]:
-        return [main.presence() for main in self.mains]
