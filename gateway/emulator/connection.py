@@ -204,14 +204,19 @@ class PrinterSocket:
     async def close(self, code: CloseCode, reason: str = "") -> None:
         """Close the socket with a close frame and wait for the handshake.
 
+        Data the server sent before it saw our close frame still arrives during the
+        handshake and is still acted on (printed), as an RFC 6455 peer may do; the
+        core is told only once the handshake is over. Whether real firmware prints
+        what arrives while it closes a channel is unverified.
+
         Args:
             code: the close code.
             reason: the close reason.
         """
         if self.connection.state is State.OPEN:
             self.closed_by_printer = True
-        self.protocol.close(code, reason)
         await self.connection.close(code, reason)
+        self.protocol.close(code, reason)
 
     def abort(self) -> None:
         """Drop the TCP connection without a close frame, like a power cut (1006)."""
