@@ -2,6 +2,11 @@
 
 Call :func:`configure_logging` once, from a process entry point; nothing configures
 logging at import time.
+
+Our own lines skip the standard library: a structlog logger below the level is a
+no-op, and one at or above it renders its line and writes it straight to the
+stream. Standard-library lines (websockets, aio-pika, ...) go through a
+``logging.StreamHandler`` with the same processors, so both come out alike.
 """
 
 from __future__ import annotations
@@ -14,6 +19,40 @@ from typing import Any, Literal, TextIO
 import structlog
 
 LogFormat = Literal["auto", "json", "console"]
+
+# The one handler for standard-library lines; our own lines write to its stream,
+# under its lock, so the two never interleave within a line. It is attached to the
+# root logger by configure_logging, not here.
+_handler: logging.StreamHandler[TextIO] = logging.StreamHandler(sys.stdout)
+
+
+class _LineWriter:
+    """What a structlog logger writes to: a name and the handler's stream.
+
+    The stream is looked up at each write, so loggers cached before a second
+    :func:`configure_logging` still follow its ``stream``.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # read by structlog.stdlib.add_logger_name
+
+    def msg(self, message: str) -> None:
+        """Write one rendered line and flush, as the handler does."""
+        _handler.acquire()
+        try:
+            _handler.stream.write(message + "\n")
+            _handler.stream.flush()
+        except (OSError, ValueError):
+            pass  # like logging.Handler: a line that cannot be written is dropped
+        finally:
+            _handler.release()
+
+    debug = info = warning = error = critical = msg
+
+
+def _line_writer(*args: Any) -> _LineWriter:
+    """Logger factory: ``structlog.get_logger(name)`` passes ``name`` here."""
+    return _LineWriter(str(args[0]) if args else "")
 
 
 def _websocket_context(
@@ -47,7 +86,7 @@ def configure_logging(
         log_format = "console" if stream.isatty() else "json"
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
-        structlog.stdlib.add_log_level,
+        structlog.processors.add_log_level,
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
@@ -59,25 +98,27 @@ def configure_logging(
     else:
         renderer = structlog.dev.ConsoleRenderer()
     structlog.configure(
-        processors=[
-            *shared,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
-        ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        processors=[*shared, renderer],
+        logger_factory=_line_writer,
+        wrapper_class=structlog.make_filtering_bound_logger(level.lower()),
         cache_logger_on_first_use=cache,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, _websocket_context],
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            renderer,
-        ],
+    _handler.acquire()
+    try:
+        _handler.stream = stream
+    finally:
+        _handler.release()
+    _handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=[*shared, _websocket_context],
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+        )
     )
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(formatter)
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [_handler]
     root.setLevel(level.upper())
     logging.getLogger("aiormq").setLevel(logging.WARNING)
     logging.getLogger("aio_pika").setLevel(logging.WARNING)

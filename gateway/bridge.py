@@ -44,7 +44,7 @@ from broker.schemas import (
 )
 from broker.topology import Channel
 from gateway.control import ControlMessage, ControlOp
-from gateway.main_channel import publish_alert
+from gateway.main_channel import COMPLETION_CONDITION, publish_alert
 from gateway.metrics import publish_time
 from gateway.session import SocketSession
 from gateway.socket import PrinterSocket
@@ -129,12 +129,15 @@ class RequestSession(SocketSession):
         self.labels_sent = 0
         self.labels_completed = 0
         self._printed: list[tuple[int, asyncio.Future[None]]] = []
+        #: The queue's (messages, consumers) when this socket opened: the first
+        #: ownership check needs no second look.
+        self._counts: tuple[int, int] | None = None
 
     def on_printer_alert(self, condition: str, state: str) -> None:
         """Count job completions (the alert may have come through another replica)."""
         if self.channel is not Channel.RAW:
             return
-        if condition != "pq_job_completed" or state != "set":
+        if condition != COMPLETION_CONDITION or state != "set":
             return
         self.labels_completed += 1
         for target, waiter in self._printed:
@@ -148,10 +151,10 @@ class RequestSession(SocketSession):
         serial = self.printer_serial
         await self.registry.acquire(serial, self)
         try:
-            # The main session declared the queue before asking for this channel:
-            # normally one passive check (a declare only if it was deleted since).
+            # A known printer's queue costs one passive check (a declare only for a
+            # new printer); its consumer count starts the ownership check.
             spec, key = self.bus.printer_routing(serial, self.channel)
-            await self.bus.declare_printer_queue(spec, key)
+            self._counts = await self.bus.declare_printer_queue(spec, key)
             await self._notify(ControlOp.CHANNEL_OPENED)
             self.log.info("channel.opened", channel_id=self.socket.protocol.channel_id)
             try:
@@ -304,7 +307,9 @@ class RequestSession(SocketSession):
         queue's single-active-consumer flag is only the backstop if that fails.
         """
         self._released.clear()
-        counts = await self.bus.queue_counts(self.queue_name)
+        counts, self._counts = self._counts, None
+        if counts is None:
+            counts = await self.bus.queue_counts(self.queue_name)
         if counts is None or counts[1] == 0:
             return
         claim = ControlMessage(
@@ -316,7 +321,7 @@ class RequestSession(SocketSession):
             kind=self.channel.value,
         )
         self.log.info("consumer.claiming", consumers=counts[1])
-        await self.bus.publish_control(self.printer_serial, claim.encode())
+        await self.registry.send_control(claim)
         for _ in range(OWNERSHIP_CHECKS):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.channel_open_timeout):
@@ -354,7 +359,7 @@ class RequestSession(SocketSession):
             close_code=self.socket.close_code,
         )
         try:
-            await self.bus.publish_control(self.printer_serial, notice.encode())
+            await self.registry.send_control(notice)
         except BrokerUnavailable as exc:
             self.log.warning("control.publish_failed", op=op.value, error=str(exc))
 
@@ -381,7 +386,9 @@ class RequestSession(SocketSession):
             self.log.info("channel.closed", close_code=code)
         try:
             await self.bus.publish_event(
-                self.bus.topology.channel_key(serial, self.channel, what), event
+                self.bus.topology.channel_key(serial, self.channel, what),
+                event,
+                confirm=False,
             )
         except BrokerUnavailable as exc:
             self.log.warning(
@@ -401,7 +408,8 @@ class RequestSession(SocketSession):
             elif isinstance(event, RawDataReceived):
                 await self._publish_data(event.data)
             elif isinstance(event, AlertReceived):
-                await publish_alert(self.bus, self.socket, event)
+                # This raw socket is the one whose labels complete: no remote copy.
+                await publish_alert(self.registry, self.socket, event, remote=False)
             else:
                 await self.handle_common(event)
 
@@ -414,6 +422,7 @@ class RequestSession(SocketSession):
                     replica=self.bus.replica,
                     data=base64.b64encode(data).decode(),
                 ),
+                confirm=False,
             )
         except BrokerUnavailable as exc:
             self.log.warning("event.publish_failed", kind="data", error=str(exc))

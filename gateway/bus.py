@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import itertools
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,10 +37,8 @@ import structlog
 from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
-    AbstractExchange,
     AbstractIncomingMessage,
     AbstractQueue,
-    DeliveryMode,
     ExchangeType,
 )
 
@@ -53,6 +52,7 @@ from gateway.settings import GatewaySettings
 log = structlog.get_logger(__name__)
 
 CONTROL_TYPE = "zebra.control"
+TRANSIENT, PERSISTENT = 1, 2
 #: Declarations run on this many channels side by side.
 DECLARE_CHANNELS = 8
 
@@ -71,6 +71,7 @@ class Delivery:
     correlation_id: str | None
     redelivered: bool
     timestamp: datetime | None = None
+    app_id: str | None = None
     received_at: float = 0.0
     _message: AbstractIncomingMessage | None = field(default=None, repr=False)
 
@@ -103,6 +104,7 @@ def _delivery(message: AbstractIncomingMessage, *, acked: bool = True) -> Delive
         correlation_id=message.correlation_id,
         redelivered=bool(message.redelivered),
         timestamp=message.timestamp,
+        app_id=message.app_id,
         received_at=time.time(),
         _message=message if acked else None,
     )
@@ -171,15 +173,23 @@ class Bus:
         self.topology: Topology = settings.topology
         self.replica = settings.replica
         self.control_queue_name = self.topology.control_queue(self.replica)
+        self._control_properties = aiormq.spec.Basic.Properties(
+            content_type="application/json",
+            message_type=CONTROL_TYPE,
+            app_id=self.replica,
+            delivery_mode=TRANSIENT,
+            message_id=CONTROL_TYPE,  # unused; spares aiormq a uuid per hint
+        )
         self._connection: AbstractConnection | None = None
         self._publish_channel: AbstractChannel | None = None
         self._hint_channel: AbstractChannel | None = None
-        self._hint_exchange: AbstractExchange | None = None
+        #: aiormq's channels under those two: publishing skips aio-pika's layers.
+        self._confirmed: aiormq.Channel | None = None
+        self._unconfirmed: aiormq.Channel | None = None
         self._consume_channels: list[AbstractChannel] = []
         self._declare_channels: list[AbstractChannel | None] = []
         self._declare_locks: list[asyncio.Lock] = []
         self._declare_turn = itertools.count()
-        self._exchanges: dict[str, AbstractExchange] = {}
         self._control_queue: AbstractQueue | None = None
         self._consumers: dict[int, set[Consumer]] = {}
         self._on_control: Callable[[Delivery], Awaitable[None]] | None = None
@@ -245,7 +255,11 @@ class Bus:
     async def _open_channels(self, connection: AbstractConnection) -> None:
         self._publish_channel = await connection.channel(publisher_confirms=True)
         self._hint_channel = await connection.channel(publisher_confirms=False)
-        self._hint_exchange = None
+        confirmed = await self._publish_channel.get_underlay_channel()
+        unconfirmed = await self._hint_channel.get_underlay_channel()
+        assert isinstance(confirmed, aiormq.Channel)
+        assert isinstance(unconfirmed, aiormq.Channel)
+        self._confirmed, self._unconfirmed = confirmed, unconfirmed
         self._consume_channels = []
         self._consumers = {}
         for index in range(self.settings.amqp_channels):
@@ -269,7 +283,7 @@ class Bus:
         topo = self.topology
         channel = self._publish_channel
         for spec in topo.gateway_exchanges():
-            self._exchanges[spec.name] = await channel.declare_exchange(
+            await channel.declare_exchange(
                 spec.name, ExchangeType(spec.kind), durable=spec.durable
             )
         consume = self._consume_channels[0]
@@ -363,8 +377,10 @@ class Bus:
             except aiormq.exceptions.AMQPError as exc:
                 raise BrokerUnavailable(f"RabbitMQ error: {exc}") from exc
 
-    async def declare_printer_queue(self, spec: QueueSpec, routing_key: str) -> int:
-        """Make sure a printer queue and its binding exist; return its message count.
+    async def declare_printer_queue(
+        self, spec: QueueSpec, routing_key: str
+    ) -> tuple[int, int]:
+        """Make sure a printer queue and its binding exist; return (messages, consumers).
 
         A printer seen before (the common case, and all of a reconnect storm) costs
         one passive check; only a new printer's queue is declared and bound. A queue
@@ -375,22 +391,23 @@ class Bus:
         counts = await self.queue_counts(spec.name)
         if counts is not None:
             self.metrics.queue_declared(time.perf_counter() - started)
-            return counts[0]
+            return counts
 
-        async def declare(channel: AbstractChannel) -> int:
+        async def declare(channel: AbstractChannel) -> tuple[int, int]:
             queue = await channel.declare_queue(
                 spec.name, durable=spec.durable, arguments=spec.arguments
             )
             await queue.bind(self.topology.requests_exchange, routing_key=routing_key)
-            return queue.declaration_result.message_count or 0
+            result = queue.declaration_result
+            return result.message_count or 0, result.consumer_count or 0
 
         try:
-            count: int = await self._on_declare_channel(declare)
+            declared: tuple[int, int] = await self._on_declare_channel(declare)
         except aiormq.exceptions.ChannelPreconditionFailed as exc:
             log.warning("amqp.queue_arguments_differ", queue=spec.name, error=str(exc))
-            return await self.queue_message_count(spec.name) or 0
+            return await self.queue_counts(spec.name) or (0, 0)
         self.metrics.queue_declared(time.perf_counter() - started)
-        return count
+        return declared
 
     async def queue_counts(self, queue_name: str) -> tuple[int, int] | None:
         """Return (messages waiting, consumers) of a queue, or ``None`` if it is missing.
@@ -474,38 +491,59 @@ class Bus:
     # -- publishing ------------------------------------------------------------
 
     async def _publish(
-        self, exchange: str, routing_key: str, message: aio_pika.Message
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: aiormq.spec.Basic.Properties,
+        *,
+        confirm: bool = True,
     ) -> None:
-        if self._publish_channel is None or self._publish_channel.is_closed:
+        """Publish; with ``confirm``, return once RabbitMQ has taken the message.
+
+        Without ``confirm`` the message goes out on the hint channel (no publisher
+        confirms, no wait for the write): for hints and for events nothing waits
+        on. Straight through aiormq, with properties built here: aio-pika's
+        ``Message`` and ``Exchange`` layers cost more than the publish itself.
+        """
+        channel = self._confirmed if confirm else self._unconfirmed
+        if channel is None or channel.is_closed:
             raise BrokerUnavailable("no connection to RabbitMQ")
         try:
-            if exchange:
-                target = self._exchanges.get(exchange)
-                if target is None:
-                    target = await self._publish_channel.get_exchange(
-                        exchange, ensure=False
-                    )
-            else:
-                target = self._publish_channel.default_exchange
             # Never mandatory: a reply to direct reply-to with mandatory set comes
             # back as unroutable on RabbitMQ 3.10 (rabbitmq-server #6124).
-            await target.publish(message, routing_key=routing_key, mandatory=False)
-        except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
+            await channel.basic_publish(
+                body,
+                exchange=exchange,
+                routing_key=routing_key,
+                properties=properties,
+                mandatory=False,
+                wait=confirm,
+            )
+        except (aiormq.exceptions.AMQPError, RuntimeError, ConnectionError) as exc:
             raise BrokerUnavailable(
                 f"publish to {exchange or 'reply'} failed: {exc}"
             ) from exc
 
-    async def publish_event(self, routing_key: str, event: Any) -> None:
-        """Publish an event (a model from ``broker.schemas``) to the events exchange."""
+    async def publish_event(
+        self, routing_key: str, event: Any, *, confirm: bool = True
+    ) -> None:
+        """Publish an event (a model from ``broker.schemas``) to the events exchange.
+
+        Printer events (online, offline, alerts, channels, data) are published with
+        ``confirm=False``: nothing waits on them, so they cost no round trip.
+        """
         await self._publish(
             self.topology.events_exchange,
             routing_key,
-            aio_pika.Message(
-                encode_event(event),
+            encode_event(event),
+            aiormq.spec.Basic.Properties(
                 content_type="application/json",
-                type=f"zebra.event.{event.event}",
-                delivery_mode=DeliveryMode.PERSISTENT,
+                message_type=f"zebra.event.{event.event}",
+                delivery_mode=PERSISTENT,
+                message_id=uuid.uuid4().hex,
             ),
+            confirm=confirm,
         )
 
     async def publish_reply(
@@ -522,12 +560,14 @@ class Bus:
         await self._publish(
             "",
             reply_to,
-            aio_pika.Message(
-                body,
-                type=message_type,
+            body,
+            aiormq.spec.Basic.Properties(
+                message_type=message_type,
                 correlation_id=correlation_id,
                 headers=dict(headers or {}),
                 content_type=content_type,
+                delivery_mode=TRANSIENT,
+                message_id=uuid.uuid4().hex,
             ),
         )
 
@@ -576,27 +616,17 @@ class Bus:
         """Send an internal control message to the replicas bound to ``routing_key``.
 
         Control messages are hints (see ``gateway/control.py``), so they go out on a
-        channel without publisher confirms: no round trip on the connect path.
+        channel without publisher confirms: no round trip on the connect path. They
+        carry this replica's name as ``app_id``: the registry has already delivered
+        them to this replica's own sessions and drops the copy that comes back.
         """
-        channel = self._hint_channel
-        if channel is None or channel.is_closed:
-            raise BrokerUnavailable("no connection to RabbitMQ")
-        try:
-            exchange = self._hint_exchange
-            if exchange is None:
-                exchange = await channel.get_exchange(
-                    self.topology.control_exchange, ensure=False
-                )
-                self._hint_exchange = exchange
-            await exchange.publish(
-                aio_pika.Message(
-                    body, type=CONTROL_TYPE, content_type="application/json"
-                ),
-                routing_key=routing_key,
-                mandatory=False,
-            )
-        except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
-            raise BrokerUnavailable(f"control publish failed: {exc}") from exc
+        await self._publish(
+            self.topology.control_exchange,
+            routing_key,
+            body,
+            self._control_properties,
+            confirm=False,
+        )
 
     def printer_routing(
         self, printer_serial: str, channel: Channel

@@ -9,12 +9,14 @@
     zebra-gateway-credentials list
 
 The file is ``--file`` or ``$ZEBRA_BROKER_CREDENTIALS_FILE`` (the gateway's setting),
-one JSON object per line (``gateway/auth.py``). ``add`` generates a strong password
-unless one comes on stdin, stores only its scrypt hash, and prints the password once
-with the SGD commands that set it on the printer. Edits keep comments and other lines,
-replace the file atomically with mode 0600, and hold a lock beside it (``F.lock``) so
-that two runs never lose each other's changes. A running gateway reads the change on
-its next reload.
+one JSON object per line (``gateway/auth/credentials.py``). ``add`` generates a
+192-bit password unless one comes on stdin, stores only its hash (HMAC-SHA-256 with a
+random salt for a generated password, about 1.5 µs to check; scrypt for one read from
+stdin, which a person may have chosen), and prints the password once with the SGD
+commands that set it on the printer. Edits keep comments and other lines, replace the
+file atomically with mode 0600, and hold a lock beside it (``F.lock``) so that two runs
+never lose each other's changes. A running gateway reads the change on its next
+reload.
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ from gateway.auth import (
     FLEET,
     Credential,
     PasswordHash,
+    SecretHash,
+    StoredHash,
     check_password,
     check_username,
     generate_password,
@@ -155,10 +159,18 @@ def command_add(
         check_username(username)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    password = read_password(stdin) if args.password_stdin else generate_password()
+    password_hash: StoredHash
+    if args.password_stdin:
+        # Perhaps chosen by a person, so perhaps guessable: the slow hash.
+        password = read_password(stdin)
+        password_hash = PasswordHash.new(password)
+    else:
+        # 192 random bits: no guessing, so the fast hash (docs/security.md).
+        password = generate_password()
+        password_hash = SecretHash.new(password)
     credential = Credential(
         username=username,
-        password_hash=PasswordHash.new(password),
+        password_hash=password_hash,
         serials=frozenset(serials),
         fleet=fleet,
         comment=args.comment,
@@ -182,7 +194,7 @@ def command_add(
     output = [
         f"{action} {username} (covers {covers}) in {path}",
         f"password: {password}",
-        "  (shown this once; the file keeps only its hash)",
+        f"  (shown this once; the file keeps only its {password_hash.scheme} hash)",
         "",
         *sgd_lines(args.server_name or "<server-name>", username, password, args.conn),
     ]
@@ -219,7 +231,12 @@ def command_list(args: argparse.Namespace, path: Path, out: TextIO) -> int:
             "username": credential.username,
             "serials": sorted(credential.serials),
             "fleet": credential.fleet,
-            "scrypt": repr(credential.password_hash),
+            "scheme": credential.password_hash.scheme,
+            "scrypt": (
+                repr(credential.password_hash)
+                if isinstance(credential.password_hash, PasswordHash)
+                else None
+            ),
             "comment": credential.comment,
             "created": credential.created,
         }
@@ -236,7 +253,8 @@ def command_list(args: argparse.Namespace, path: Path, out: TextIO) -> int:
         )
         comment = f"  # {credential.comment}" if credential.comment else ""
         out.write(
-            f"{credential.username}\t{serials}\t{credential.created or '-'}{comment}\n"
+            f"{credential.username}\t{serials}\t{credential.password_hash.scheme}"
+            f"\t{credential.created or '-'}{comment}\n"
         )
     return 0
 
@@ -248,7 +266,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="zebra-gateway-credentials",
         description="Manage the credentials printers use to log in to the gateway "
-        "(salted scrypt hashes, one JSON object per line).",
+        "(salted hashes, one JSON object per line: HMAC-SHA-256 for generated "
+        "passwords, scrypt for passwords read from stdin).",
     )
     parser.add_argument(
         "--file",
@@ -264,7 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument(
         "--password-stdin",
         action="store_true",
-        help="read the password from stdin instead of generating one",
+        help="read the password from stdin instead of generating one (stored as a "
+        "slow scrypt hash, since a person may have chosen it)",
     )
     add.add_argument(
         "--server-name",
@@ -286,7 +306,9 @@ def build_parser() -> argparse.ArgumentParser:
     remove.add_argument("username", metavar="USERNAME")
     remove.add_argument("--file", type=Path, default=argparse.SUPPRESS, help="as above")
 
-    listing = commands.add_parser("list", help="list credentials (never hashes)")
+    listing = commands.add_parser(
+        "list", help="list credentials and their hash schemes (never hashes)"
+    )
     listing.add_argument("--json", action="store_true", help="JSON output")
     listing.add_argument(
         "--file", type=Path, default=argparse.SUPPRESS, help="as above"

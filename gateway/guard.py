@@ -10,7 +10,7 @@ Three checks, in the order a socket meets them:
    an event under a serial it may not speak for;
 3. a printer may hold at most ``max_sockets_per_printer`` sockets on this replica.
 
-The checks themselves live in ``gateway/auth.py`` and ``gateway/limits.py``; this
+The checks themselves live in ``gateway/auth/`` and ``gateway/limits.py``; this
 module applies them and says what to answer, without websockets types.
 """
 

@@ -50,6 +50,8 @@ log = structlog.get_logger(__name__)
 
 #: An action for the main session's worker: tell raw channels the hold state.
 ANNOUNCE_HOLD = "announce_hold"
+#: The alert condition of a finished label (what ``confirm=printed`` counts).
+COMPLETION_CONDITION = "pq_job_completed"
 #: Longest wait between attempts to get a channel the printer does not open.
 MAX_REOPEN_DELAY = 300.0
 
@@ -129,7 +131,6 @@ class MainSession(SocketSession):
         serial = self.printer_serial
         await self.registry.acquire(serial, self)
         try:
-            await self.registry.add_main(self)
             online = False
             try:
                 await self._start()
@@ -152,6 +153,11 @@ class MainSession(SocketSession):
             await self.registry.release(serial, self)
 
     async def _start(self) -> None:
+        """Claim the printer, make its queues routable, ask for its raw channel.
+
+        The queues exist (and SGD requests wake this session) before the printer
+        is asked for its raw channel: once that is open, requests are routable.
+        """
         serial = self.printer_serial
         claim = ControlMessage(
             op=ControlOp.MAIN_CLAIMED,
@@ -160,14 +166,41 @@ class MainSession(SocketSession):
             socket_id=self.socket.id,
             since=self.socket.identified_at,
         )
+        await self.registry.send_control(claim)
         raw_spec, raw_key = self.bus.printer_routing(serial, Channel.RAW)
-        config_spec, config_key = self.bus.printer_routing(serial, Channel.CONFIG)
-        _, _, config_waiting = await asyncio.gather(
-            self.bus.publish_control(serial, claim.encode()),
+        _, config_waiting = await asyncio.gather(
             self.bus.declare_printer_queue(raw_spec, raw_key),
-            self.bus.declare_printer_queue(config_spec, config_key),
+            self._config_waiting(),
         )
+        self._request(ChannelKind.RAW)
+        self.socket.protocol.configure_alerts()
+        if config_waiting:
+            self._request(ChannelKind.CONFIG)
+        await self.socket.flush()
+        await self._publish_online()
+
+    async def _config_waiting(self) -> int:
+        """Listen for SGD requests, then count those already waiting (none missed).
+
+        A request published between the two is both counted and heard. (For a
+        printer never seen before, one published in the instant between the two,
+        before the queue exists, is taken by this replica's wake-up binding alone
+        and lost: publish to new printers after ``provision`` or their ``online``.)
+        """
+        await self.registry.add_main(self)
+        spec, key = self.bus.printer_routing(self.printer_serial, Channel.CONFIG)
+        waiting, _ = await self.bus.declare_printer_queue(spec, key)
+        return waiting
+
+    async def _publish_online(self) -> None:
+        serial = self.printer_serial
         d = self.discovery
+        self.log.info(
+            "printer.online",
+            model=d.product_name if d else None,
+            firmware=d.firmware if d else None,
+            address=self.socket.transport.remote_address,
+        )
         await self.bus.publish_event(
             self.bus.topology.online_key(serial),
             PrinterOnline(
@@ -180,18 +213,8 @@ class MainSession(SocketSession):
                 mac=d.mac if d else None,
                 since=self.since,
             ),
+            confirm=False,
         )
-        self.log.info(
-            "printer.online",
-            model=d.product_name if d else None,
-            firmware=d.firmware if d else None,
-            address=self.socket.transport.remote_address,
-        )
-        self._request(ChannelKind.RAW)
-        self.socket.protocol.configure_alerts()
-        if config_waiting:
-            self._request(ChannelKind.CONFIG)
-        await self.socket.flush()
 
     async def _publish_offline(self) -> None:
         code = self.socket.close_code
@@ -205,6 +228,7 @@ class MainSession(SocketSession):
                     close_code=code,
                     close_reason=self.socket.protocol.close_reason,
                 ),
+                confirm=False,
             )
         except BrokerUnavailable as exc:
             self.log.warning("event.publish_failed", kind="offline", error=str(exc))
@@ -212,10 +236,17 @@ class MainSession(SocketSession):
     async def _handle(self, events: list[Event]) -> None:
         for event in events:
             if isinstance(event, AlertReceived):
-                await publish_alert(self.bus, self.socket, event)
+                await publish_alert(
+                    self.registry, self.socket, event, remote=self._raw_elsewhere()
+                )
                 await self._update_hold(event.alert.condition, event.alert.state)
             else:
                 await self.handle_common(event)
+
+    def _raw_elsewhere(self) -> bool:
+        """Whether a raw socket of this printer may be on another replica."""
+        holders = self.trackers[ChannelKind.RAW].open_sockets.values()
+        return not holders or any(r != self.bus.replica for r in holders)
 
     async def _update_hold(self, condition: str, state: str) -> None:
         """Hold jobs while the printer reports a condition that would spoil a label."""
@@ -243,7 +274,7 @@ class MainSession(SocketSession):
             conditions=conditions,
         )
         try:
-            await self.bus.publish_control(serial, notice.encode())
+            await self.registry.send_control(notice)
             if event:
                 await self.bus.publish_event(
                     self.bus.topology.hold_key(serial),
@@ -253,6 +284,7 @@ class MainSession(SocketSession):
                         held=bool(conditions),
                         conditions=conditions,
                     ),
+                    confirm=False,
                 )
         except BrokerUnavailable as exc:
             self.log.warning("event.publish_failed", kind="hold", error=str(exc))
@@ -360,26 +392,32 @@ class MainSession(SocketSession):
         )
 
 
-async def publish_alert(bus: Bus, socket: PrinterSocket, event: AlertReceived) -> None:
+async def publish_alert(
+    registry: Registry, socket: PrinterSocket, event: AlertReceived, *, remote: bool
+) -> None:
     """Publish a printer alert as ``printer.<serial>.alert.<condition>``.
 
-    It also goes to the printer's control key, so that a raw channel on any replica
-    learns of job completions (``x-zebra-confirm: printed``).
+    A job completion (``PQ JOB COMPLETED``) also reaches the printer's raw sessions,
+    which count them for ``x-zebra-confirm: printed``: this replica's at once, and
+    other replicas' through the control exchange when ``remote`` (a raw socket of the
+    printer may be elsewhere).
     """
+    bus = registry.bus
     alert = event.alert
     printer_serial = socket.printer_serial
     state = "clear" if alert.state == "clear" else "set"
-    notice = ControlMessage(
-        op=ControlOp.ALERT,
-        printer_serial=printer_serial,
-        replica=bus.replica,
-        socket_id=socket.id,
-        since=socket.identified_at,
-        condition=alert.condition,
-        state=state,
-    )
     try:
-        await bus.publish_control(printer_serial, notice.encode())
+        if alert.condition == COMPLETION_CONDITION:
+            notice = ControlMessage(
+                op=ControlOp.ALERT,
+                printer_serial=printer_serial,
+                replica=bus.replica,
+                socket_id=socket.id,
+                since=socket.identified_at,
+                condition=alert.condition,
+                state=state,
+            )
+            await registry.send_control(notice, remote=remote)
         await bus.publish_event(
             bus.topology.alert_key(printer_serial, alert.condition),
             PrinterAlert(
@@ -392,6 +430,7 @@ async def publish_alert(bus: Bus, socket: PrinterSocket, event: AlertReceived) -
                 setting_value=alert.setting_value,
                 printer_time=alert.printer_time,
             ),
+            confirm=False,
         )
     except BrokerUnavailable as exc:
         log.warning("event.publish_failed", kind="alert", error=str(exc))

@@ -168,6 +168,8 @@ class Registry:
             if main is not None:
                 main.on_config_request()
             return
+        if delivery.app_id == self.bus.replica:
+            return  # our own message: delivered in-process when it was sent
         try:
             message = ControlMessage.decode(delivery.body)
         except ValueError as exc:
@@ -178,6 +180,26 @@ class Registry:
         self._heard_from(message)
         if message.op in (ControlOp.REPLICA_ALIVE, ControlOp.REPLICA_LEAVING):
             return
+        self._deliver(message)
+
+    async def send_control(
+        self, message: ControlMessage, *, remote: bool = True
+    ) -> None:
+        """Tell a printer's sessions, here at once and (``remote``) on other replicas.
+
+        This replica's sessions hear it before this returns, in the order sent, so
+        a main socket learns in microseconds that its raw channel opened next to it;
+        the copy through RabbitMQ is for the replicas holding its other sockets.
+
+        Raises:
+            BrokerUnavailable: the copy for other replicas could not be sent.
+        """
+        self._deliver(message)
+        if remote:
+            await self.bus.publish_control(message.printer_serial, message.encode())
+
+    def _deliver(self, message: ControlMessage) -> None:
+        """Hand a control message to this replica's sessions of its printer."""
         sessions = list(self._sessions.get(message.printer_serial, ()))
         if message.op is ControlOp.MAIN_CLAIMED:
             self._close_older(message, sessions)

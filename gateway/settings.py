@@ -32,7 +32,10 @@ class GatewaySettings(BaseBrokerSettings):
         description="this replica's name in events, presence and the management UI",
     )
     ws_ping_interval: float | None = Field(
-        20.0, gt=0, description="seconds between the gateway's pings (printers: ~60 s)"
+        60.0,
+        gt=0,
+        description="seconds between the gateway's pings, which find half-open "
+        "sockets (printers ping every ~60 s themselves)",
     )
     ws_ping_timeout: float | None = Field(
         20.0, gt=0, description="seconds to wait for a pong before dropping a socket"
@@ -72,7 +75,7 @@ class GatewaySettings(BaseBrokerSettings):
     )
     credentials_file: Path | None = Field(
         None,
-        description="printer credentials: salted scrypt hashes, one JSON object per "
+        description="printer credentials: salted password hashes, one JSON object per "
         "line (zebra-gateway-credentials)",
     )
     auth_realm: str = Field(

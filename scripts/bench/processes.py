@@ -210,7 +210,9 @@ class FloorProcess(ServiceProcess):
 
     ready_event = "floor.listening"
 
-    def __init__(self, *, log_path: Path, ping_interval: float = 20.0) -> None:
+    def __init__(self, *, log_path: Path, ping_interval: float | None = None) -> None:
+        if ping_interval is None:  # the gateway's own default: same keep-alive work
+            ping_interval = GatewaySettings.model_fields["ws_ping_interval"].default
         args = [
             sys.executable,
             "-m",

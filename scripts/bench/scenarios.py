@@ -204,6 +204,32 @@ class Run:
         await fleet.wait_labels(target, timeout=limit)
         return time.monotonic() - started
 
+    async def start_printable(self, fleet: Fleet, limit: float) -> tuple[float, float]:
+        """Start new printers; return seconds until their sockets, and all, can print.
+
+        The fleet is started here and left running (the caller closes it).
+
+        A producer may publish to a new printer once its ``online`` event says its
+        queues exist (its sockets may be up a moment earlier); then each printer
+        gets a probe label (:meth:`probe`).
+        """
+        async with (
+            self.client() as client,
+            client.events("printer.*.online") as events,
+        ):
+            started = time.monotonic()
+            fleet.start()
+            await fleet.wait_ready(timeout=limit)
+            sockets_s = time.monotonic() - started
+            waiting = set(fleet.serials)
+            async with asyncio.timeout(limit):
+                async for event in events:
+                    waiting.discard(getattr(event, "printer", ""))
+                    if not waiting:
+                        break
+            await self.probe(fleet, limit)
+        return sockets_s, time.monotonic() - started
+
     async def forget(self) -> None:
         """Delete the queues of the printers used so far (gateways leave them)."""
         serials, self.serials = self.serials, []
@@ -251,30 +277,33 @@ async def measure_latency_and_throughput(run: Run) -> None:
     gateway = run.gateway("main")
     async with run.running(gateway):
         fleet = run.fleet(gateway.url, 1, "BLAT")
-        async with fleet, run.client() as client:
-            await fleet.wait_ready(timeout=REQUEST_TIMEOUT)
-            serial = fleet.serials[0]
-            window = Window({"gateway": gateway.pid}).start()
-            async with run.profiling(gateway.pid, "latency"):
-                sgd: list[float] = []
-                for index in range(WARMUP + sizes.latency_samples):
-                    start = time.perf_counter()
-                    await client.sgd_get(
-                        serial, "device.friendly_name", timeout=REQUEST_TIMEOUT
-                    )
-                    if index >= WARMUP:
-                        sgd.append(time.perf_counter() - start)
-                prints: list[float] = []
-                for index in range(WARMUP + sizes.latency_samples):
-                    target = fleet.labels.value + 1
-                    start = time.monotonic()
-                    handle = await client.submit(serial, make_label(index))
-                    await fleet.wait_labels(target, timeout=REQUEST_TIMEOUT)
-                    arrived = fleet.label_times(serial)[-1]
-                    await handle.outcome(timeout=REQUEST_TIMEOUT)
-                    if index >= WARMUP:
-                        prints.append(arrived - start)
-            window.stop()
+        try:
+            await run.start_printable(fleet, REQUEST_TIMEOUT)
+            async with run.client() as client:
+                serial = fleet.serials[0]
+                window = Window({"gateway": gateway.pid}).start()
+                async with run.profiling(gateway.pid, "latency"):
+                    sgd: list[float] = []
+                    for index in range(WARMUP + sizes.latency_samples):
+                        start = time.perf_counter()
+                        await client.sgd_get(
+                            serial, "device.friendly_name", timeout=REQUEST_TIMEOUT
+                        )
+                        if index >= WARMUP:
+                            sgd.append(time.perf_counter() - start)
+                    prints: list[float] = []
+                    for index in range(WARMUP + sizes.latency_samples):
+                        target = fleet.labels.value + 1
+                        start = time.monotonic()
+                        handle = await client.submit(serial, make_label(index))
+                        await fleet.wait_labels(target, timeout=REQUEST_TIMEOUT)
+                        arrived = fleet.label_times(serial)[-1]
+                        await handle.outcome(timeout=REQUEST_TIMEOUT)
+                        if index >= WARMUP:
+                            prints.append(arrived - start)
+                window.stop()
+        finally:
+            await fleet.close()
         run.results["sgd_ms"] = summary(sgd, 1000)
         run.results["print_latency_ms"] = summary(prints, 1000)
         run.results["latency_window"] = window.as_dict()
@@ -371,15 +400,17 @@ async def _connect(run: Run, server: ServiceProcess, prefix: str) -> _Held:
     base, own_base = rss_kib(server.pid), rss_kib()
     fleet = run.fleet(server.url, count, prefix)
     held = _Held(server, fleet, base, own_base, Window({"server": server.pid}))
-    started = time.monotonic()
-    held.connect.start()
-    fleet.start()
     timeout = run.sizes.connect_timeout(count)
-    await fleet.wait_ready(timeout=timeout)
-    held.sockets_s = time.monotonic() - started
-    if isinstance(server, GatewayProcess):
-        await run.probe(fleet, timeout)
-    held.connect_s = time.monotonic() - started
+    if not isinstance(server, GatewayProcess):
+        started = time.monotonic()
+        held.connect.start()
+        fleet.start()
+        await fleet.wait_ready(timeout=timeout)
+        held.sockets_s = held.connect_s = time.monotonic() - started
+        held.connect.stop()
+        return held
+    held.connect.start()
+    held.sockets_s, held.connect_s = await run.start_printable(fleet, timeout)
     held.connect.stop()
     return held
 
@@ -509,13 +540,8 @@ async def measure_storm(run: Run) -> None:
         # Every printer dials A first, and B after losing A, at once.
         fleet = run.fleet([first.url, survivor.url], count, "BSTM", retry_interval=0.0)
         try:
-            started = time.monotonic()
             cold = Window({"gateway": first.pid, "rabbitmq": rabbitmq_pid()}).start()
-            fleet.start()
-            await fleet.wait_ready(timeout=timeout)
-            cold_sockets_s = time.monotonic() - started
-            await run.probe(fleet, timeout)
-            cold_s = time.monotonic() - started
+            cold_sockets_s, cold_s = await run.start_printable(fleet, timeout)
             cold.stop()
             await asyncio.sleep(sizes.settle)  # let A finish its last events
             before = fleet.ready_total.value
