@@ -33,6 +33,7 @@ from broker.schemas import (  # noqa: E402 (after the path set-up above)
     PresenceReply,
     PrinterAlert,
     PrinterData,
+    PrinterHold,
     PrinterOffline,
     PrinterOnline,
 )
@@ -50,6 +51,7 @@ EVENT_MODELS: dict[str, type[BaseModel]] = {
     "event-channel_closed.json": ChannelClosed,
     "event-alert.json": PrinterAlert,
     "event-data.json": PrinterData,
+    "event-hold.json": PrinterHold,
     "event-job.json": JobEvent,
 }
 
