@@ -58,6 +58,7 @@ def test_expected_set(wanted: dict[str, str]) -> None:
         "event-channel_closed.json",
         "event-alert.json",
         "event-data.json",
+        "event-hold.json",
         "event-job.json",
         "presence-reply.json",
         "sgd-request.json",
