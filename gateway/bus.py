@@ -37,10 +37,9 @@ import structlog
 from aio_pika.abc import (
     AbstractChannel,
     AbstractConnection,
-    AbstractIncomingMessage,
-    AbstractQueue,
     ExchangeType,
 )
+from aiormq.abc import DeliveredMessage
 
 from broker.errors import BrokerUnavailable
 from broker.schemas import OUTCOME_TYPE, JobEvent, Outcome, RequestType, encode_event
@@ -73,40 +72,48 @@ class Delivery:
     timestamp: datetime | None = None
     app_id: str | None = None
     received_at: float = 0.0
-    _message: AbstractIncomingMessage | None = field(default=None, repr=False)
+    #: The channel to acknowledge on and the delivery tag (no channel: no ack).
+    _channel: aiormq.Channel | None = field(default=None, repr=False)
+    _tag: int = field(default=0, repr=False)
 
     async def ack(self) -> None:
         """Acknowledge the message; a lost channel means RabbitMQ requeues it."""
-        if self._message is not None:
+        if self._channel is not None:
             try:
-                await self._message.ack()
+                await self._channel.basic_ack(self._tag, wait=False)
             except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
                 log.warning("amqp.ack_failed", error=str(exc))
 
     async def nack(self, *, requeue: bool = True) -> None:
         """Return the message to its queue (or drop it with ``requeue=False``)."""
-        if self._message is not None:
+        if self._channel is not None:
             try:
-                await self._message.nack(requeue=requeue)
+                await self._channel.basic_nack(self._tag, requeue=requeue, wait=False)
             except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
                 log.warning("amqp.nack_failed", error=str(exc))
 
 
-def _delivery(message: AbstractIncomingMessage, *, acked: bool = True) -> Delivery:
+def _delivery(message: DeliveredMessage, *, acked: bool = True) -> Delivery:
+    """Our view of a message aiormq delivered (aio-pika's is not built: it costs)."""
+    properties = message.header.properties
+    deliver = message.delivery
+    assert isinstance(deliver, aiormq.spec.Basic.Deliver)
+    channel = message.channel
     return Delivery(
         body=message.body,
-        routing_key=message.routing_key or "",
-        exchange=message.exchange or "",
-        message_type=message.type,
-        headers=dict(message.headers or {}),
-        message_id=message.message_id,
-        reply_to=message.reply_to,
-        correlation_id=message.correlation_id,
-        redelivered=bool(message.redelivered),
-        timestamp=message.timestamp,
-        app_id=message.app_id,
+        routing_key=deliver.routing_key or "",
+        exchange=deliver.exchange or "",
+        message_type=properties.message_type,
+        headers=dict(properties.headers or {}),
+        message_id=properties.message_id,
+        reply_to=properties.reply_to,
+        correlation_id=properties.correlation_id,
+        redelivered=bool(deliver.redelivered),
+        timestamp=properties.timestamp,
+        app_id=properties.app_id,
         received_at=time.time(),
-        _message=message if acked else None,
+        _channel=channel if acked and isinstance(channel, aiormq.Channel) else None,
+        _tag=deliver.delivery_tag or 0,
     )
 
 
@@ -120,16 +127,17 @@ class Consumer:
     def __init__(self, queue_name: str) -> None:
         self.queue_name = queue_name
         self.tag: str | None = None
-        self._queue: AbstractQueue | None = None
+        self._channel: aiormq.Channel | None = None
         self._buffer: asyncio.Queue[Delivery | None] = asyncio.Queue()
         self._closed = False
         self._cancelled = False
 
-    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+    async def _on_message(self, message: DeliveredMessage) -> None:
+        delivery = _delivery(message)
         if self._closed:
-            await message.nack(requeue=True)
+            await delivery.nack(requeue=True)
             return
-        self._buffer.put_nowait(_delivery(message))
+        self._buffer.put_nowait(delivery)
 
     def stop(self) -> None:
         """Make :meth:`get` fail from now on (call :meth:`cancel` to tell RabbitMQ)."""
@@ -148,13 +156,14 @@ class Consumer:
     async def cancel(self) -> None:
         """Stop consuming and requeue anything received but not yet taken."""
         self.stop()
-        if not self._cancelled and self._queue is not None and self.tag is not None:
+        channel, tag = self._channel, self.tag
+        if not self._cancelled and channel is not None and tag is not None:
             self._cancelled = True
             # If the channel is gone, RabbitMQ has requeued everything already.
             with contextlib.suppress(
                 aiormq.exceptions.AMQPError, RuntimeError, ConnectionError
             ):
-                await self._queue.cancel(self.tag)
+                await channel.basic_cancel(tag)
         while not self._buffer.empty():
             item = self._buffer.get_nowait()
             if item is not None:
@@ -190,7 +199,6 @@ class Bus:
         self._declare_channels: list[AbstractChannel | None] = []
         self._declare_locks: list[asyncio.Lock] = []
         self._declare_turn = itertools.count()
-        self._control_queue: AbstractQueue | None = None
         self._consumers: dict[int, set[Consumer]] = {}
         self._on_control: Callable[[Delivery], Awaitable[None]] | None = None
         self._on_dead_letter: Callable[[Delivery], Awaitable[None]] | None = None
@@ -287,27 +295,29 @@ class Bus:
                 spec.name, ExchangeType(spec.kind), durable=spec.durable
             )
         consume = self._consume_channels[0]
+        amqp = await self._underlay(consume)
         dead = await consume.declare_queue(topo.dead_letter_queue, durable=True)
         await dead.bind(topo.dead_letter_exchange, routing_key="")
-        await dead.consume(self._dead_letter_received)
+        await amqp.basic_consume(dead.name, self._dead_letter_received)
         replicas = await consume.declare_queue(topo.replicas_queue, durable=True)
-        await replicas.consume(self._ignore, no_ack=True, consumer_tag=self.replica)
+        await amqp.basic_consume(
+            replicas.name, self._ignore, no_ack=True, consumer_tag=self.replica
+        )
         control = await consume.declare_queue(
             self.control_queue_name, exclusive=True, auto_delete=True
         )
         await control.bind(topo.presence_exchange, routing_key="")
         await control.bind(topo.control_exchange, routing_key=ALL_REPLICAS_KEY)
-        await control.consume(self._control_received, no_ack=True)
-        self._control_queue = control
+        await amqp.basic_consume(control.name, self._control_received, no_ack=True)
 
-    async def _ignore(self, _message: AbstractIncomingMessage) -> None:
+    async def _ignore(self, _message: DeliveredMessage) -> None:
         """Nothing is ever published to the replicas queue; consuming it counts us."""
 
-    async def _control_received(self, message: AbstractIncomingMessage) -> None:
+    async def _control_received(self, message: DeliveredMessage) -> None:
         if self._on_control is not None:
             await self._on_control(_delivery(message, acked=False))
 
-    async def _dead_letter_received(self, message: AbstractIncomingMessage) -> None:
+    async def _dead_letter_received(self, message: DeliveredMessage) -> None:
         delivery = _delivery(message)
         if self._on_dead_letter is not None:
             await self._on_dead_letter(delivery)
@@ -471,18 +481,26 @@ class Bus:
         if not self._consume_channels or not self.is_ready.is_set():
             raise BrokerUnavailable("no connection to RabbitMQ")
         index = hash(queue_name) % len(self._consume_channels)
-        channel = self._consume_channels[index]
         consumer = Consumer(queue_name)
         try:
-            queue = await channel.get_queue(queue_name, ensure=False)
-            consumer._queue = queue
-            consumer.tag = await queue.consume(
-                consumer._on_message, consumer_tag=f"{consumer_tag} {id(consumer):x}"
+            channel = await self._underlay(self._consume_channels[index])
+            consumer._channel = channel
+            ok = await channel.basic_consume(
+                queue_name,
+                consumer._on_message,
+                consumer_tag=f"{consumer_tag} {id(consumer):x}",
             )
-        except aiormq.exceptions.AMQPError as exc:
+            consumer.tag = ok.consumer_tag
+        except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
             raise BrokerUnavailable(f"cannot consume {queue_name}: {exc}") from exc
         self._consumers[index].add(consumer)
         return consumer
+
+    @staticmethod
+    async def _underlay(channel: AbstractChannel) -> aiormq.Channel:
+        underlay = await channel.get_underlay_channel()
+        assert isinstance(underlay, aiormq.Channel)
+        return underlay
 
     def forget(self, consumer: Consumer) -> None:
         for consumers in self._consumers.values():
