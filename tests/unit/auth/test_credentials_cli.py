@@ -27,6 +27,13 @@ class TestCredentialsCli:
         )
         return code, out.getvalue(), err.getvalue()
 
+    def test_add_creates_the_file_and_its_folder(self, tmp_path):
+        """A first ``add`` into a folder that does not exist yet creates both."""
+        path = tmp_path / "new" / "folder" / "c.jsonl"
+        code, _, err = self.run("--file", str(path), "add", SERIAL)
+        assert code == 0, err
+        assert json.loads(path.read_text())["username"] == SERIAL
+
     def test_add_generates_password_and_prints_sgd(self, tmp_path, count_scrypt):
         """``add`` stores a fast hash, prints the password once and the SGD lines."""
         path = tmp_path / "c.jsonl"
