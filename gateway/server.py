@@ -49,33 +49,36 @@ class WebSocketTransport:
 
     def __init__(self, connection: ServerConnection) -> None:
         self.connection = connection
-        self._closing: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._closed = False
+        #: The task waiting in :meth:`recv`, if one is.
+        self._reader: asyncio.Task[Any] | None = None
+        self._interrupted = False
 
     async def recv(self) -> bytes | str:
         """Return the next message; stop at once when the gateway closes the socket.
 
         The close handshake with a half-open peer lasts until ``ws_close_timeout``;
-        the session must not wait for it. (Cancelling websockets' ``recv`` loses no
-        data.)
+        the session must not wait for it, so :meth:`close` interrupts a waiting
+        ``recv`` by cancelling its task (websockets documents that cancelling
+        ``recv`` loses no data). Only that cancellation is turned into
+        ``ChannelClosed``; any other one goes on as a cancellation.
         """
-        if self._closing.done():
+        if self._closed:
             raise ChannelClosedError("closed by the gateway")
-        receiving = asyncio.ensure_future(self.connection.recv())
-        waiters: set[asyncio.Future[Any]] = {receiving, self._closing}
+        task = asyncio.current_task()
+        self._reader = task
         try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            # Also when the caller's wait is cancelled (identify timeout): never leave
-            # websockets' recv running behind us.
-            if not receiving.done():
-                receiving.cancel()
-        # A cancelled task is not done until the loop has run it: test both.
-        if not receiving.done() or receiving.cancelled():
-            raise ChannelClosedError("closed by the gateway")
-        try:
-            return receiving.result()
+            return await self.connection.recv()
         except ConnectionClosed as exc:
             raise ChannelClosedError(str(exc)) from exc
+        except asyncio.CancelledError:
+            if self._interrupted and task is not None:
+                self._interrupted = False
+                if task.uncancel() == 0:
+                    raise ChannelClosedError("closed by the gateway") from None
+            raise
+        finally:
+            self._reader = None
 
     async def send(self, data: bytes) -> None:
         try:
@@ -84,8 +87,12 @@ class WebSocketTransport:
             raise ChannelClosedError(str(exc)) from exc
 
     async def close(self, code: int, reason: str) -> None:
-        if not self._closing.done():
-            self._closing.set_result(None)
+        if not self._closed:
+            self._closed = True
+            reader = self._reader
+            if reader is not None and reader is not asyncio.current_task():
+                self._interrupted = True
+                reader.cancel()
         await self.connection.close(code, reason[:120])
 
     @property
