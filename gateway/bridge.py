@@ -23,7 +23,7 @@ import contextlib
 import hashlib
 import json
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -47,6 +47,7 @@ from gateway.control import ControlMessage, ControlOp
 from gateway.main_channel import COMPLETION_CONDITION, publish_alert
 from gateway.metrics import publish_time
 from gateway.session import SocketSession
+from gateway.signals import Flag
 from gateway.socket import PrinterSocket
 from gateway.weblink import ChannelKind, CloseCode, count_labels
 from gateway.weblink.events import (
@@ -64,6 +65,13 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
+
+class Waitable(Protocol):
+    """An ``asyncio.Event`` or a :class:`Flag`."""
+
+    async def wait(self) -> Any: ...
+
+
 #: How many times a new channel re-checks that older consumers are gone (each after a
 #: close notice or ``channel_open_timeout``) before relying on single active consumer.
 OWNERSHIP_CHECKS = 3
@@ -78,7 +86,7 @@ def _attempt_key(delivery: Delivery) -> str:
     return digest.hexdigest()
 
 
-async def _first_of(*events: asyncio.Event) -> None:
+async def _first_of(*events: Waitable) -> None:
     """Return as soon as any of the events is set."""
     waiters = [asyncio.ensure_future(event.wait()) for event in events]
     try:
@@ -110,28 +118,24 @@ class RequestSession(SocketSession):
         self.queue_name = bus.topology.printer_queue(self.printer_serial, self.channel)
         self._answer: asyncio.Future[Any] | None = None
         self._idle: asyncio.TimerHandle | None = None
-        self._closed = asyncio.Event()
+        self._closed = Flag()
         #: Set when the socket closes or the replica drains: wakes every wait.
-        self._wake = asyncio.Event()
-        self._released = asyncio.Event()
-        self._worker_done = asyncio.Event()
+        self._wake = Flag()
+        self._released = Flag()
+        self._worker_done = Flag()
         self._draining = False
         self._busy = False
         self._consumer: Consumer | None = None
         self._lost = False
         #: Conditions holding the printer's jobs, as the main session reported them.
         self._held: set[str] = set()
-        self._unheld = asyncio.Event()
-        self._unheld.set()
+        self._unheld = Flag(True)
         #: Labels written on this socket, and ``PQ JOB COMPLETED`` alerts heard since
         #: it opened: a job with ``confirm=printed`` is printed when the completions
         #: reach the labels written up to and including it.
         self.labels_sent = 0
         self.labels_completed = 0
         self._printed: list[tuple[int, asyncio.Future[None]]] = []
-        #: The queue's (messages, consumers) when this socket opened: the first
-        #: ownership check needs no second look.
-        self._counts: tuple[int, int] | None = None
 
     def on_printer_alert(self, condition: str, state: str) -> None:
         """Count job completions (the alert may have come through another replica)."""
@@ -151,10 +155,6 @@ class RequestSession(SocketSession):
         serial = self.printer_serial
         await self.registry.acquire(serial, self)
         try:
-            # A known printer's queue costs one passive check (a declare only for a
-            # new printer); its consumer count starts the ownership check.
-            spec, key = self.bus.printer_routing(serial, self.channel)
-            self._counts = await self.bus.declare_printer_queue(spec, key)
             await self._notify(ControlOp.CHANNEL_OPENED)
             self.log.info("channel.opened", channel_id=self.socket.protocol.channel_id)
             try:
@@ -307,10 +307,15 @@ class RequestSession(SocketSession):
         queue's single-active-consumer flag is only the backstop if that fails.
         """
         self._released.clear()
-        counts, self._counts = self._counts, None
+        # Checked right before consuming: an older socket elsewhere may have
+        # started consuming since this one opened. The main session declared the
+        # queue before asking for this channel; a queue deleted since then is
+        # declared again here.
+        counts = await self.bus.queue_counts(self.queue_name)
         if counts is None:
-            counts = await self.bus.queue_counts(self.queue_name)
-        if counts is None or counts[1] == 0:
+            spec, key = self.bus.printer_routing(self.printer_serial, self.channel)
+            counts = await self.bus.declare_printer_queue(spec, key)
+        if counts[1] == 0:
             return
         claim = ControlMessage(
             op=ControlOp.CHANNEL_CLAIMED,

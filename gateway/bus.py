@@ -47,6 +47,7 @@ from broker.topology import Channel, QueueSpec, Topology
 from gateway.control import ALL_REPLICAS_KEY
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
+from gateway.signals import Mailbox
 
 log = structlog.get_logger(__name__)
 
@@ -128,7 +129,7 @@ class Consumer:
         self.queue_name = queue_name
         self.tag: str | None = None
         self._channel: aiormq.Channel | None = None
-        self._buffer: asyncio.Queue[Delivery | None] = asyncio.Queue()
+        self._buffer: Mailbox[Delivery | None] = Mailbox()
         self._closed = False
         self._cancelled = False
 

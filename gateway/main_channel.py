@@ -34,6 +34,7 @@ from broker.schemas import (
 from broker.topology import Channel
 from gateway.control import ControlMessage, ControlOp
 from gateway.session import SocketSession
+from gateway.signals import Mailbox
 from gateway.socket import PrinterSocket
 from gateway.weblink import ChannelKind, Discovery
 from gateway.weblink.events import (
@@ -106,7 +107,7 @@ class MainSession(SocketSession):
             ChannelKind.RAW: ChannelTracker(ChannelKind.RAW),
             ChannelKind.CONFIG: ChannelTracker(ChannelKind.CONFIG),
         }
-        self._actions: asyncio.Queue[ChannelKind | str | None] = asyncio.Queue()
+        self._actions: Mailbox[ChannelKind | str | None] = Mailbox()
         #: Conditions the printer reported that hold its jobs (``paper_out``...).
         self.hold: set[str] = set()
 
