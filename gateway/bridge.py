@@ -525,7 +525,10 @@ class RequestSession(SocketSession):
         self.bus.metrics.request_finished(
             request_type, outcome.status, time.time() - started
         )
-        self.log.info(
+        # Every outcome is also a ``job.*`` event and counted in the metrics: a
+        # line per successful job would cost more than the job (debug shows it).
+        log = self.log.debug if outcome.status.is_success else self.log.info
+        log(
             "job.finished",
             job_id=outcome.job_id,
             status=outcome.status.value,

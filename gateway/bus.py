@@ -521,8 +521,7 @@ class Bus:
         """Publish; with ``confirm``, return once RabbitMQ has taken the message.
 
         Without ``confirm`` the message goes out on the hint channel (no publisher
-        confirms, no wait for the write): for hints and for events nothing waits
-        on. Straight through aiormq, with properties built here: aio-pika's
+        confirms): for hints and for events nothing waits on. Straight through aiormq, with properties built here: aio-pika's
         ``Message`` and ``Exchange`` layers cost more than the publish itself.
         """
         channel = self._confirmed if confirm else self._unconfirmed
@@ -537,7 +536,8 @@ class Bus:
                 routing_key=routing_key,
                 properties=properties,
                 mandatory=False,
-                wait=confirm,
+                # The confirm (if any) is the wait; flushing each write is not.
+                wait=False,
             )
         except (aiormq.exceptions.AMQPError, RuntimeError, ConnectionError) as exc:
             raise BrokerUnavailable(
