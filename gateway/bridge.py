@@ -2,7 +2,10 @@
 
 The ack policy, in one place:
 
-- A request is taken from its queue one at a time (prefetch 1), in order.
+- Requests are done one at a time, in order. RabbitMQ hands over the next one or two
+  ahead (``prefetch``); those go back to the queue, in place, if the channel stops
+  consuming. One whose ``expiration`` ran out while it waited here ends ``expired``,
+  as it would have in the queue.
 - Print data: written to the socket, then the ``delivered`` outcome is published
   (with a publisher confirm), then the request is acked. If the socket is gone before
   the bytes were written, the request is nacked back to its queue and goes out again,
@@ -84,6 +87,21 @@ def _attempt_key(delivery: Delivery) -> str:
     digest = hashlib.sha256(delivery.body)
     digest.update((delivery.correlation_id or "").encode())
     return digest.hexdigest()
+
+
+def _expired_here(delivery: Delivery) -> bool:
+    """Whether a request's ``expiration`` ran out since this replica received it.
+
+    Only time spent here counts (the time in the queue is not known), so this errs
+    on the side of sending; RabbitMQ expires what waits in the queue itself.
+    """
+    if not delivery.expiration:
+        return False
+    try:
+        ttl = int(delivery.expiration) / 1000
+    except ValueError:
+        return False
+    return time.time() - delivery.received_at > ttl
 
 
 async def _first_of(*events: Waitable) -> None:
@@ -260,7 +278,10 @@ class RequestSession(SocketSession):
                     return
                 self._busy = True
                 try:
-                    await self._process(delivery)
+                    if _expired_here(delivery):
+                        await self._expire(delivery)
+                    else:
+                        await self._process(delivery)
                 finally:
                     self._busy = False
         except BrokerUnavailable:
@@ -504,6 +525,26 @@ class RequestSession(SocketSession):
                 )
             self.registry.forget_attempts(_attempt_key(delivery))
             await self._finish(delivery, outcome, request.type)
+
+    async def _expire(self, delivery: Delivery) -> None:
+        """End a request whose TTL ran out while it waited behind another here."""
+        try:
+            request_type: RequestType | None = RequestType(delivery.message_type or "")
+        except ValueError:
+            request_type = None
+        waited = time.time() - delivery.received_at
+        await self._finish(
+            delivery,
+            Outcome(
+                job_id=delivery.message_id or new_job_id(),
+                printer_serial=self.printer_serial,
+                status=JobStatus.EXPIRED,
+                correlation_id=delivery.correlation_id,
+                error=f"its expiration of {delivery.expiration} ms ran out while it "
+                f"waited {waited * 1000:.0f} ms behind an earlier request; not sent",
+            ),
+            request_type,
+        )
 
     async def _finish(
         self, delivery: Delivery, outcome: Outcome, request_type: RequestType | None

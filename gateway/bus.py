@@ -5,12 +5,14 @@ Layout, chosen so one replica can hold thousands of printers:
 - one AMQP connection per replica, named ``zebra-gateway <replica>`` in the
   management UI;
 - ``amqp_channels`` channels shared by every printer consumer (never a channel per
-  printer), each with ``prefetch_count=1`` per consumer, so a printer channel takes
-  one request at a time, in order;
+  printer), each with ``prefetch_count`` (``prefetch``, default 2) per consumer: a
+  printer channel still does one request at a time, in order, but the next one is
+  already here when the last one is acknowledged;
 - a separate pool of channels for declarations and bindings, so declares run side by
   side instead of queueing behind each other (a durable declare costs ~3 ms), and a
   declare that RabbitMQ refuses closes a declare channel, never a consumer's;
-- one channel with publisher confirms for outcomes, events and control messages.
+- one channel with publisher confirms for outcomes and job events, and one without
+  for control messages and printer events.
 
 If the connection is lost the bus reports it (``on_connection_lost``), every consumer's
 ``get`` fails, and the bus reconnects with back-off. Printer sockets stay open: once
@@ -72,6 +74,8 @@ class Delivery:
     redelivered: bool
     timestamp: datetime | None = None
     app_id: str | None = None
+    #: The per-message TTL the producer set, in milliseconds (AMQP ``expiration``).
+    expiration: str | None = None
     received_at: float = 0.0
     #: The channel to acknowledge on and the delivery tag (no channel: no ack).
     _channel: aiormq.Channel | None = field(default=None, repr=False)
@@ -112,6 +116,7 @@ def _delivery(message: DeliveredMessage, *, acked: bool = True) -> Delivery:
         redelivered=bool(deliver.redelivered),
         timestamp=properties.timestamp,
         app_id=properties.app_id,
+        expiration=properties.expiration,
         received_at=time.time(),
         _channel=channel if acked and isinstance(channel, aiormq.Channel) else None,
         _tag=deliver.delivery_tag or 0,
@@ -273,7 +278,7 @@ class Bus:
         self._consumers = {}
         for index in range(self.settings.amqp_channels):
             channel = await connection.channel(publisher_confirms=False)
-            await channel.set_qos(prefetch_count=1)
+            await channel.set_qos(prefetch_count=self.settings.prefetch)
             channel.close_callbacks.add(self._consume_channel_closed(index))
             self._consume_channels.append(channel)
             self._consumers[index] = set()

@@ -114,6 +114,13 @@ class GatewaySettings(BaseBrokerSettings):
     amqp_channels: int = Field(
         4, ge=1, le=64, description="AMQP channels shared by printer consumers"
     )
+    prefetch: int = Field(
+        2,
+        ge=1,
+        le=100,
+        description="requests RabbitMQ hands a printer channel ahead (still done one "
+        "at a time, in order; the next one is here when the last one ends)",
+    )
     max_attempts: int = Field(
         5,
         ge=1,

@@ -78,3 +78,25 @@ async def test_printed_without_zpl_formats_is_rejected(harness):
     )
     assert outcome.status is JobStatus.REJECTED
     assert printer.raw_received == bytearray()
+
+
+async def test_job_that_expires_behind_a_slow_one_is_expired_not_printed(harness):
+    """A short-lived job queued behind a slow printed-confirm job ends `expired`.
+
+    The gateway may already hold it (``prefetch``) while the first job prints: its
+    expiration still counts there, and it is never sent.
+    """
+    gateway = await harness.gateway()
+    printer = await harness.printer(harness.url(gateway), SERIAL, label_print_time=0.8)
+    await printer.wait_until(lambda: bool(printer.configured_alerts), timeout=SHORT)
+    client = await harness.client()
+    slow = await client.submit(SERIAL, b"^XA^FDslow^FS^XZ", confirm=Confirm.PRINTED)
+    stale = await client.submit(SERIAL, b"^XA^FDstale^FS^XZ", expiration=0.2)
+    assert (await slow.outcome(timeout=SHORT)).status is JobStatus.PRINTED
+    outcome = await stale.outcome(timeout=SHORT)
+    assert outcome.status is JobStatus.EXPIRED
+    assert "not sent" in (outcome.error or "")
+    fresh = await client.print(SERIAL, b"^XA^FDfresh^FS^XZ", timeout=SHORT)
+    assert fresh.status is JobStatus.DELIVERED
+    labels = await printer.wait_for_labels(2, timeout=SHORT)
+    assert labels == [b"^XA^FDslow^FS^XZ", b"^XA^FDfresh^FS^XZ"]
