@@ -2,10 +2,10 @@
 
 The ack policy, in one place:
 
-- Requests are done one at a time, in order. RabbitMQ hands over the next one or two
-  ahead (``prefetch``); those go back to the queue, in place, if the channel stops
-  consuming. One whose ``expiration`` ran out while it waited here ends ``expired``,
-  as it would have in the queue.
+- Requests are taken from the queue one at a time (``prefetch`` 1), in order. (With
+  a larger ``prefetch`` the ones waiting here go back to the queue when the channel
+  stops consuming, and one whose ``expiration`` ran out while it waited here ends
+  ``expired``, as it would have in the queue.)
 - Print data: written to the socket, then the ``delivered`` outcome is published
   (with a publisher confirm), then the request is acked. If the socket is gone before
   the bytes were written, the request is nacked back to its queue and goes out again,
@@ -328,6 +328,17 @@ class RequestSession(SocketSession):
         queue's single-active-consumer flag is only the backstop if that fails.
         """
         self._released.clear()
+        claim = ControlMessage(
+            op=ControlOp.CHANNEL_CLAIMED,
+            printer_serial=self.printer_serial,
+            replica=self.bus.replica,
+            socket_id=self.socket.id,
+            since=self.socket.identified_at,
+            kind=self.channel.value,
+        )
+        # Older sockets of this kind on this replica yield at once, whatever the
+        # queue says: two of them could otherwise both find it free and consume.
+        await self.registry.send_control(claim, remote=False)
         # Checked right before consuming: an older socket elsewhere may have
         # started consuming since this one opened. The main session declared the
         # queue before asking for this channel; a queue deleted since then is
@@ -338,16 +349,8 @@ class RequestSession(SocketSession):
             counts = await self.bus.declare_printer_queue(spec, key)
         if counts[1] == 0:
             return
-        claim = ControlMessage(
-            op=ControlOp.CHANNEL_CLAIMED,
-            printer_serial=self.printer_serial,
-            replica=self.bus.replica,
-            socket_id=self.socket.id,
-            since=self.socket.identified_at,
-            kind=self.channel.value,
-        )
         self.log.info("consumer.claiming", consumers=counts[1])
-        await self.registry.send_control(claim)
+        await self.registry.send_control(claim, local=False)
         for _ in range(OWNERSHIP_CHECKS):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.settings.channel_open_timeout):

@@ -5,9 +5,11 @@ Layout, chosen so one replica can hold thousands of printers:
 - one AMQP connection per replica, named ``zebra-gateway <replica>`` in the
   management UI;
 - ``amqp_channels`` channels shared by every printer consumer (never a channel per
-  printer), each with ``prefetch_count`` (``prefetch``, default 2) per consumer: a
-  printer channel still does one request at a time, in order, but the next one is
-  already here when the last one is acknowledged;
+  printer), each with ``prefetch_count`` ``prefetch`` (default 1) per consumer, so
+  a printer channel takes one request at a time, in order. (With 2 the next request
+  is already here when the last one is acknowledged, which is faster, but requests
+  held here go back to the queue *after* a new socket of the printer may have
+  started consuming it: a handover can then reorder jobs.);
 - a separate pool of channels for declarations and bindings, so declares run side by
   side instead of queueing behind each other (a durable declare costs ~3 ms), and a
   declare that RabbitMQ refuses closes a declare channel, never a consumer's;
@@ -202,7 +204,10 @@ class Bus:
         self._confirmed: aiormq.Channel | None = None
         self._unconfirmed: aiormq.Channel | None = None
         self._consume_channels: list[AbstractChannel] = []
-        self._declare_channels: list[AbstractChannel | None] = []
+        #: aiormq channels (no aio-pika wrappers: a passive check of a missing queue
+        #: closes its channel, and aio-pika keeps a callback for every channel it
+        #: ever opened for the life of the connection).
+        self._declare_channels: list[aiormq.Channel | None] = []
         self._declare_locks: list[asyncio.Lock] = []
         self._declare_turn = itertools.count()
         self._consumers: dict[int, set[Consumer]] = {}
@@ -374,23 +379,27 @@ class Bus:
     # -- declarations ----------------------------------------------------------
 
     async def _on_declare_channel(
-        self, operation: Callable[[AbstractChannel], Awaitable[Any]]
+        self, operation: Callable[[aiormq.Channel], Awaitable[Any]]
     ) -> Any:
         """Run ``operation`` on the next declare channel, reopening it if needed."""
-        if self._connection is None or self._connection.is_closed:
+        connection = self._connection
+        if connection is None or connection.is_closed or connection.transport is None:
             raise BrokerUnavailable("no connection to RabbitMQ")
         index = next(self._declare_turn) % DECLARE_CHANNELS
         async with self._declare_locks[index]:
             channel = self._declare_channels[index]
-            if channel is None or channel.is_closed:
-                channel = await self._connection.channel(publisher_confirms=False)
-                self._declare_channels[index] = channel
             try:
+                if channel is None or channel.is_closed:
+                    opened = await connection.transport.connection.channel(
+                        publisher_confirms=False
+                    )
+                    assert isinstance(opened, aiormq.Channel)
+                    channel = self._declare_channels[index] = opened
                 return await operation(channel)
             except aiormq.exceptions.ChannelClosed:
                 self._declare_channels[index] = None
                 raise
-            except aiormq.exceptions.AMQPError as exc:
+            except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
                 raise BrokerUnavailable(f"RabbitMQ error: {exc}") from exc
 
     async def declare_printer_queue(
@@ -409,13 +418,14 @@ class Bus:
             self.metrics.queue_declared(time.perf_counter() - started)
             return counts
 
-        async def declare(channel: AbstractChannel) -> tuple[int, int]:
-            queue = await channel.declare_queue(
+        async def declare(channel: aiormq.Channel) -> tuple[int, int]:
+            ok = await channel.queue_declare(
                 spec.name, durable=spec.durable, arguments=spec.arguments
             )
-            await queue.bind(self.topology.requests_exchange, routing_key=routing_key)
-            result = queue.declaration_result
-            return result.message_count or 0, result.consumer_count or 0
+            await channel.queue_bind(
+                spec.name, self.topology.requests_exchange, routing_key=routing_key
+            )
+            return ok.message_count or 0, ok.consumer_count or 0
 
         try:
             declared: tuple[int, int] = await self._on_declare_channel(declare)
@@ -432,10 +442,9 @@ class Bus:
         never a consumer's.
         """
 
-        async def passive(channel: AbstractChannel) -> tuple[int, int]:
-            queue = await channel.declare_queue(queue_name, passive=True)
-            result = queue.declaration_result
-            return result.message_count or 0, result.consumer_count or 0
+        async def passive(channel: aiormq.Channel) -> tuple[int, int]:
+            ok = await channel.queue_declare(queue_name, passive=True)
+            return ok.message_count or 0, ok.consumer_count or 0
 
         try:
             counts: tuple[int, int] = await self._on_declare_channel(passive)
@@ -460,9 +469,10 @@ class Bus:
             else self.topology.control_exchange
         )
 
-        async def bind(channel: AbstractChannel) -> None:
-            queue = await channel.get_queue(self.control_queue_name, ensure=False)
-            await queue.bind(exchange, routing_key=routing_key)
+        async def bind(channel: aiormq.Channel) -> None:
+            await channel.queue_bind(
+                self.control_queue_name, exchange, routing_key=routing_key
+            )
 
         await self._on_declare_channel(bind)
 
@@ -474,9 +484,10 @@ class Bus:
             else self.topology.control_exchange
         )
 
-        async def unbind(channel: AbstractChannel) -> None:
-            queue = await channel.get_queue(self.control_queue_name, ensure=False)
-            await queue.unbind(exchange, routing_key=routing_key)
+        async def unbind(channel: aiormq.Channel) -> None:
+            await channel.queue_unbind(
+                self.control_queue_name, exchange, routing_key=routing_key
+            )
 
         await self._on_declare_channel(unbind)
 

@@ -183,7 +183,7 @@ class Registry:
         self._deliver(message)
 
     async def send_control(
-        self, message: ControlMessage, *, remote: bool = True
+        self, message: ControlMessage, *, local: bool = True, remote: bool = True
     ) -> None:
         """Tell a printer's sessions, here at once and (``remote``) on other replicas.
 
@@ -194,7 +194,8 @@ class Registry:
         Raises:
             BrokerUnavailable: the copy for other replicas could not be sent.
         """
-        self._deliver(message)
+        if local:
+            self._deliver(message)
         if remote:
             await self.bus.publish_control(message.printer_serial, message.encode())
 

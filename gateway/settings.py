@@ -115,11 +115,12 @@ class GatewaySettings(BaseBrokerSettings):
         4, ge=1, le=64, description="AMQP channels shared by printer consumers"
     )
     prefetch: int = Field(
-        2,
+        1,
         ge=1,
         le=100,
-        description="requests RabbitMQ hands a printer channel ahead (still done one "
-        "at a time, in order; the next one is here when the last one ends)",
+        description="requests RabbitMQ hands a printer channel at once (done one at a "
+        "time; above 1, jobs can print out of order when a printer's raw channel "
+        "moves to another socket)",
     )
     max_attempts: int = Field(
         5,
