@@ -457,7 +457,7 @@ async def measure_idle(run: Run) -> None:
 
     async def settle_and_measure(group: list[_Held]) -> Window:
         # Measurement design, not synchronisation: let the last events drain.
-        await asyncio.sleep(sizes.settle)
+        await asyncio.sleep(sizes.idle_settle)
         for held in group:
             held.rss_kib = rss_kib(held.server.pid)
         pids: dict[str, int | None] = {
