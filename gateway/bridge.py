@@ -284,6 +284,9 @@ class RequestSession(SocketSession):
                         await self._process(delivery)
                 finally:
                     self._busy = False
+                    # Not kept while waiting for the next one: a job's body can be
+                    # megabytes, and a printer may wait idle for days.
+                    del delivery
         except BrokerUnavailable:
             if self.wants_consumer():
                 self._lost = True

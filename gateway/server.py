@@ -326,6 +326,13 @@ class Gateway:
                 self.metrics.socket_closed(channel, connection.close_code)
 
     async def _serve_socket(self, connection: ServerConnection) -> None:
+        # The handshake's headers (~4 KiB per socket, kept by websockets for the
+        # connection's life) have served their purpose: _process_request read them.
+        # The request and response objects themselves stay: websockets uses them.
+        if connection.request is not None:
+            connection.request.headers.clear()
+        if connection.response is not None:
+            connection.response.headers.clear()
         transport = WebSocketTransport(connection)
         protocol = ChannelProtocol(
             Role.GATEWAY, max_buffer_size=self.settings.ws_max_buffer_size
