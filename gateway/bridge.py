@@ -47,6 +47,7 @@ from broker.schemas import (
 )
 from broker.topology import Channel
 from gateway.control import ControlMessage, ControlOp
+from gateway.deadletters import unsent_outcome
 from gateway.main_channel import COMPLETION_CONDITION, publish_alert
 from gateway.metrics import publish_time
 from gateway.session import SocketSession
@@ -534,23 +535,15 @@ class RequestSession(SocketSession):
 
     async def _expire(self, delivery: Delivery) -> None:
         """End a request whose TTL ran out while it waited behind another here."""
-        try:
-            request_type: RequestType | None = RequestType(delivery.message_type or "")
-        except ValueError:
-            request_type = None
         waited = time.time() - delivery.received_at
-        await self._finish(
+        outcome, request_type = unsent_outcome(
             delivery,
-            Outcome(
-                job_id=delivery.message_id or new_job_id(),
-                printer_serial=self.printer_serial,
-                status=JobStatus.EXPIRED,
-                correlation_id=delivery.correlation_id,
-                error=f"its expiration of {delivery.expiration} ms ran out while it "
-                f"waited {waited * 1000:.0f} ms behind an earlier request; not sent",
-            ),
-            request_type,
+            self.printer_serial,
+            JobStatus.EXPIRED,
+            f"its expiration of {delivery.expiration} ms ran out while it waited "
+            f"{waited * 1000:.0f} ms behind an earlier request; not sent",
         )
+        await self._finish(delivery, outcome, request_type)
 
     async def _finish(
         self, delivery: Delivery, outcome: Outcome, request_type: RequestType | None

@@ -22,6 +22,24 @@ if TYPE_CHECKING:
 log = structlog.get_logger(__name__)
 
 
+def unsent_outcome(
+    delivery: Delivery, printer_serial: str, status: JobStatus, error: str
+) -> tuple[Outcome, RequestType | None]:
+    """The outcome of a request that ends without reaching its printer, and its type."""
+    outcome = Outcome(
+        job_id=delivery.message_id or new_job_id(),
+        printer_serial=printer_serial,
+        status=status,
+        correlation_id=delivery.correlation_id,
+        error=error,
+    )
+    try:
+        kind = RequestType(delivery.message_type) if delivery.message_type else None
+    except ValueError:
+        kind = None
+    return outcome, kind
+
+
 async def handle_dead_letter(bus: Bus, delivery: Delivery) -> None:
     """Turn a dead-lettered request into its outcome (``expired`` or ``failed``)."""
     parsed = bus.topology.parse_request_key(delivery.routing_key)
@@ -39,17 +57,7 @@ async def handle_dead_letter(bus: Bus, delivery: Delivery) -> None:
     else:
         status = JobStatus.FAILED
         error = f"RabbitMQ dead-lettered the request ({reason})"
-    outcome = Outcome(
-        job_id=delivery.message_id or new_job_id(),
-        printer_serial=serial,
-        status=status,
-        correlation_id=delivery.correlation_id,
-        error=error,
-    )
-    try:
-        kind = RequestType(delivery.message_type) if delivery.message_type else None
-    except ValueError:
-        kind = None
+    outcome, kind = unsent_outcome(delivery, serial, status, error)
     try:
         await bus.publish_outcome(outcome, delivery.reply_to, kind)
     except BrokerUnavailable as exc:
