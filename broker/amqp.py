@@ -48,7 +48,6 @@ from aio_pika.abc import (
     AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
-    DeliveryMode,
 )
 
 from broker.errors import (
@@ -70,6 +69,8 @@ DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_OPERATION_TIMEOUT = 10.0
 #: ``app_id`` of everything the client library publishes.
 APP_ID = "zebra-broker"
+#: AMQP ``delivery_mode`` values.
+TRANSIENT, PERSISTENT = 1, 2
 
 
 def public_exchange_specs(topology: Topology) -> tuple[ExchangeSpec, ...]:
@@ -102,22 +103,23 @@ class OutgoingMessage:
     expiration: float | None = None
     persistent: bool = True
 
-    def to_aio_pika(self) -> aio_pika.Message:
-        """Build the aio-pika message."""
-        return aio_pika.Message(
-            self.body,
+    def properties(self) -> aiormq.spec.Basic.Properties:
+        """Build the AMQP properties (straight for aiormq: aio-pika's ``Message``
+        costs more than the publish it wraps)."""
+        expiration = (
+            None
+            if self.expiration is None
+            else str(max(1, round(self.expiration * 1000)))
+        )
+        return aiormq.spec.Basic.Properties(
             headers=dict(self.headers),
             content_type=self.content_type,
-            delivery_mode=(
-                DeliveryMode.PERSISTENT
-                if self.persistent
-                else DeliveryMode.NOT_PERSISTENT
-            ),
+            delivery_mode=PERSISTENT if self.persistent else TRANSIENT,
             message_id=self.message_id,
             correlation_id=self.correlation_id,
             reply_to=self.reply_to,
-            type=self.type,
-            expiration=self.expiration,
+            message_type=self.type,
+            expiration=expiration,
             timestamp=datetime.now(UTC),
             app_id=APP_ID,
         )
@@ -434,7 +436,6 @@ class ReplyChannel:
         self._operation_timeout = operation_timeout
         self._consuming = asyncio.Event()
         self._closing = False
-        self._exchanges: dict[str, AbstractExchange] = {}
 
     async def start(self) -> None:
         """Start consuming replies and watching for channel loss."""
@@ -469,7 +470,6 @@ class ReplyChannel:
     async def _reopened(self, _sender: Any) -> None:
         if self._closing:
             return
-        self._exchanges.clear()
         await self._consume()
         log.info("amqp.reply_channel_restored")
 
@@ -519,9 +519,16 @@ class ReplyChannel:
         with translate_errors(action, url=self._url_for_logs):
             try:
                 async with asyncio.timeout(self._operation_timeout):
-                    target = await self._exchange(exchange)
-                    await target.publish(
-                        message.to_aio_pika(), routing_key, mandatory=mandatory
+                    channel = await self._channel.get_underlay_channel()
+                    assert isinstance(channel, aiormq.Channel)
+                    await channel.basic_publish(
+                        message.body,
+                        exchange=exchange,
+                        routing_key=routing_key,
+                        properties=message.properties(),
+                        mandatory=mandatory,
+                        # The confirm is the wait; flushing each write is not.
+                        wait=False,
                     )
             except TimeoutError as exc:
                 raise BrokerUnavailable(
@@ -536,13 +543,6 @@ class ReplyChannel:
                 # basic.nack: with our queues, a queue at x-max-length that
                 # rejects publishes (x-overflow: reject-publish).
                 raise QueueFull(serial, queue or routing_key) from exc
-
-    async def _exchange(self, name: str) -> AbstractExchange:
-        exchange = self._exchanges.get(name)
-        if exchange is None:
-            exchange = await self._channel.get_exchange(name, ensure=False)
-            self._exchanges[name] = exchange
-        return exchange
 
 
 class Subscription:

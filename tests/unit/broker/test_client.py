@@ -337,8 +337,8 @@ class TestOutgoingMessage:
             type="zebra.print",
             headers={"x-zebra-confirm": "printed"},
             expiration=1.5,
-        ).to_aio_pika()
-        properties = message.properties
+        )
+        properties = message.properties()
         assert properties.expiration == "1500"
         assert properties.delivery_mode == 2
         assert properties.message_id == "job-1"
