@@ -118,12 +118,27 @@ async def publish_consume_hops(
     samples: int,
     size: int = 1024,
     warmup: int = 20,
+    *,
+    durable_arguments: dict[str, Any] | None = None,
 ) -> list[float]:
-    """Time ``samples`` sequential publish-to-consume hops of ``size`` bytes."""
+    """Time ``samples`` sequential publish-to-consume hops of ``size`` bytes.
+
+    By default the plainest hop: a transient exclusive queue, transient messages, no
+    publisher confirms. With ``durable_arguments``, the hop as the contract makes it
+    for a print request: a durable queue with those arguments, persistent messages,
+    published mandatory with a publisher confirm.
+    """
+    durable = durable_arguments is not None
     consumer = await connection.channel(publisher_confirms=False)
-    producer = await connection.channel(publisher_confirms=False)
+    producer = await connection.channel(publisher_confirms=durable)
     await consumer.set_qos(prefetch_count=1)
-    queue = await consumer.declare_queue(queue_name, exclusive=True, auto_delete=True)
+    queue = await consumer.declare_queue(
+        queue_name,
+        durable=durable,
+        exclusive=not durable,
+        auto_delete=not durable,
+        arguments=durable_arguments,
+    )
     loop = asyncio.get_running_loop()
     arrived: asyncio.Future[float] = loop.create_future()
 
@@ -135,19 +150,24 @@ async def publish_consume_hops(
 
     await queue.consume(received)
     body = b"x" * size
+    mode = aio_pika.DeliveryMode.PERSISTENT if durable else None
     times: list[float] = []
     try:
         for index in range(warmup + samples):
             arrived = loop.create_future()
             start = time.perf_counter()
             await producer.default_exchange.publish(
-                aio_pika.Message(body), routing_key=queue_name
+                aio_pika.Message(body, delivery_mode=mode),
+                routing_key=queue_name,
+                mandatory=durable,
             )
             async with asyncio.timeout(SAMPLE_TIMEOUT):
                 end = await arrived
             if index >= warmup:
                 times.append(end - start)
     finally:
+        if durable:
+            await queue.delete(if_unused=False, if_empty=False)
         await producer.close()
         await consumer.close()
     return times

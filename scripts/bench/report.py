@@ -47,6 +47,10 @@ def _at_most(value: float | None, limit: float) -> bool | None:
     return None if value is None else value <= limit
 
 
+#: Floors that add a print request's durability (reported beside, not the goal's).
+DURABLE_FLOORS = {"print_floor_ms": "print_floor_durable_ms"}
+
+
 def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
     """Turn the scenarios' results into the report's figures (missing ones skipped)."""
     rows: list[dict[str, Any]] = []
@@ -67,6 +71,12 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             note = " + ".join(
                 f"{floors[part][quantile]:.3f}" for part in parts if part in floors
             )
+            durable = floors.get(DURABLE_FLOORS.get(floor_key, ""))
+            if durable:
+                note += (
+                    f"; the hop with a print request's durability: "
+                    f"{durable[quantile]:.3f} ({ratio(product[quantile], durable[quantile])} ×)"
+                )
             value = ratio(product[quantile], floor[quantile])
             rows.append(
                 _figure(
@@ -202,6 +212,10 @@ def markdown(report: dict[str, Any]) -> str:
             f"| {_number(row['floor'])} | {_number(row['ratio'])} | {row['goal']} "
             f"| {met} |"
         )
+    notes = [row for row in report["figures"] if row.get("floor_note")]
+    if notes:
+        lines += ["", "Floors:"]
+        lines += [f"- {row['figure']}: {row['floor_note']}" for row in notes]
     if report.get("errors"):
         lines += ["", "Errors:", *(f"- {error}" for error in report["errors"])]
     return "\n".join(lines) + "\n"

@@ -36,6 +36,8 @@ from scripts.bench.profile import Profiler, find_py_spy
 from scripts.bench.stats import paired_sum, rate, summary
 
 LABEL_SIZE = 1024
+#: A serial for floor queues that are printer-shaped but belong to no printer.
+FLOOR_SERIAL = "BFHOP0000001"
 WARMUP = 10
 #: Seconds one request may take before the run is declared broken.
 REQUEST_TIMEOUT = 15.0
@@ -247,6 +249,17 @@ async def measure_floors(run: Run) -> None:
     hops = await amqp.publish_consume_hops(
         run.bus, f"{ns}.floor.hop", sizes.floor_samples, size=LABEL_SIZE
     )
+    # Not the floor of the goal: the same hop with the durability a print request
+    # has (printer queue arguments, persistent, mandatory, publisher confirm).
+    durable_hops = await amqp.publish_consume_hops(
+        run.bus,
+        f"{ns}.floor.durable-hop",
+        sizes.floor_samples,
+        size=LABEL_SIZE,
+        durable_arguments=dict(
+            run.topology.printer_queue_spec(FLOOR_SERIAL, Channel.RAW).arguments
+        ),
+    )
     total = sizes.throughput_printers * sizes.labels_per_printer
     window = Window({"bench": os.getpid(), "rabbitmq": rabbitmq_pid()}).start()
     consume = await amqp.consume_rate(run.bus, f"{ns}.floor.consume", total)
@@ -264,6 +277,8 @@ async def measure_floors(run: Run) -> None:
         "amqp_hop_ms": summary(hops, 1000),
         "ws_send_ms": summary(sends, 1000),
         "print_floor_ms": summary(paired_sum(hops, sends), 1000),
+        "amqp_durable_hop_ms": summary(durable_hops, 1000),
+        "print_floor_durable_ms": summary(paired_sum(durable_hops, sends), 1000),
         "consume_ack": consume,
     }
 
