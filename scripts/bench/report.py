@@ -73,9 +73,11 @@ def figures(results: dict[str, Any]) -> list[dict[str, Any]]:
             )
             durable = floors.get(DURABLE_FLOORS.get(floor_key, ""))
             if durable:
+                durable_ratio = ratio(product[quantile], durable[quantile])
                 note += (
-                    f"; the hop with a print request's durability: "
-                    f"{durable[quantile]:.3f} ({ratio(product[quantile], durable[quantile])} ×)"
+                    f"; with a print request's durability (durable queue, "
+                    f"persistent, confirmed) the floor is {durable[quantile]:.3f} "
+                    f"and the product {durable_ratio} × that"
                 )
             value = ratio(product[quantile], floor[quantile])
             rows.append(
