@@ -122,6 +122,13 @@ class GatewaySettings(BaseBrokerSettings):
         "time; above 1, jobs can print out of order when a printer's raw channel "
         "moves to another socket)",
     )
+    gc_young_threshold: int = Field(
+        10_000,
+        ge=0,
+        description="objects allocated between young garbage collections (Python's "
+        "default is 700, which makes a burst of connecting printers trigger repeated "
+        "full collections of the whole heap); 0 keeps Python's defaults",
+    )
     max_attempts: int = Field(
         5,
         ge=1,
