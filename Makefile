@@ -25,7 +25,8 @@ nginx:  ## install Debian's nginx (if missing) for the proxy tests
 deploy-tools:  ## validators for Dockerfile, Kubernetes and Prometheus files (build/deploy-tools)
 	./scripts/validate_deploy.sh install
 
-bench: install rabbitmq  ## measure the gateway against its physical floors (BENCH_FLAGS=--quick)
+bench: install  ## measure the gateway against its physical floors (BENCH_FLAGS=--quick)
+	./scripts/rabbitmq.sh --without-test-plugins
 	$(BIN)/python -m scripts.bench $(BENCH_FLAGS)
 
 demo: install rabbitmq  ## gateway on $(PORT) + an emulated printer + one label printed

@@ -41,6 +41,27 @@ async def connect(url: str, name: str) -> AbstractConnection:
     return await aio_pika.connect(url, client_properties={"connection_name": name})
 
 
+#: Declared by RabbitMQ's ``rabbitmq_event_exchange`` plugin (test support only).
+EVENT_EXCHANGE = "amq.rabbitmq.event"
+
+
+async def has_event_exchange(connection: AbstractConnection) -> bool:
+    """Whether ``rabbitmq_event_exchange`` is on (its exchange exists).
+
+    The test suite needs it; a production broker does not, and it costs: it
+    publishes an event for every binding, consumer and queue created or deleted.
+    """
+    channel = await connection.channel(publisher_confirms=False)
+    try:
+        await channel.get_exchange(EVENT_EXCHANGE, ensure=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return False
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+    return True
+
+
 def server_info(connection: AbstractConnection) -> dict[str, Any]:
     """RabbitMQ's product, version and Erlang platform, as the broker announced them."""
     properties: dict[str, Any] = {}

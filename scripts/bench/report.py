@@ -218,6 +218,8 @@ def markdown(report: dict[str, Any]) -> str:
     if notes:
         lines += ["", "Floors:"]
         lines += [f"- {row['figure']}: {row['floor_note']}" for row in notes]
+    if report.get("notes"):
+        lines += ["", "Notes:", *(f"- {note}" for note in report["notes"])]
     if report.get("errors"):
         lines += ["", "Errors:", *(f"- {error}" for error in report["errors"])]
     return "\n".join(lines) + "\n"
