@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import structlog
 
 from broker.errors import BrokerUnavailable, ChannelClosed, SchemaError
+from broker.logs import bound
 from broker.schemas import (
     ChannelClosed as ChannelClosedEvent,
 )
@@ -509,9 +510,7 @@ class RequestSession(SocketSession):
                 None,
             )
             return
-        with structlog.contextvars.bound_contextvars(
-            job_id=request.job_id, correlation_id=request.correlation_id
-        ):
+        with bound(job_id=request.job_id, correlation_id=request.correlation_id):
             try:
                 outcome = await self._execute(request)
             except ChannelClosed:

@@ -26,6 +26,7 @@ from websockets.typing import Subprotocol
 
 from broker.errors import BrokerUnavailable
 from broker.errors import ChannelClosed as ChannelClosedError
+from broker.logs import bound
 from gateway.auth import Principal, server_tls_context
 from gateway.bridge import RequestSession
 from gateway.bus import Bus
@@ -377,7 +378,7 @@ class Gateway:
             session = RequestSession(
                 socket, bus=self.bus, registry=self.registry, settings=self.settings
             )
-        with structlog.contextvars.bound_contextvars(
+        with bound(
             printer_serial=identified.printer_serial, channel=identified.kind.value
         ):
             await session.run(events)
