@@ -140,6 +140,21 @@ class ReceivedMessage:
     content_type: str | None = None
 
     @classmethod
+    def from_aiormq(cls, message: aiormq.abc.DeliveredMessage) -> ReceivedMessage:
+        properties = message.header.properties
+        return cls(
+            body=message.body,
+            headers=dict(properties.headers or {}),
+            routing_key=message.routing_key,
+            exchange=message.exchange,
+            message_id=properties.message_id,
+            correlation_id=properties.correlation_id,
+            reply_to=properties.reply_to,
+            type=properties.message_type,
+            content_type=properties.content_type,
+        )
+
+    @classmethod
     def from_aio_pika(cls, message: AbstractIncomingMessage) -> ReceivedMessage:
         return cls(
             body=message.body,
@@ -444,14 +459,19 @@ class ReplyChannel:
         await self._consume()
 
     async def _consume(self) -> None:
+        # On aiormq's channel, as publishing: aio-pika's message objects cost more
+        # than a reply. (A reopened channel comes back through ``_reopened``.)
         with translate_errors("consume replies", url=self._url_for_logs):
             async with asyncio.timeout(self._operation_timeout):
-                queue = await self._channel.get_queue(DIRECT_REPLY_TO, ensure=False)
-                await queue.consume(self._delivered, no_ack=True)
+                channel = await self._channel.get_underlay_channel()
+                assert isinstance(channel, aiormq.Channel)
+                await channel.basic_consume(
+                    DIRECT_REPLY_TO, self._delivered, no_ack=True
+                )
         self._consuming.set()
 
-    async def _delivered(self, message: AbstractIncomingMessage) -> None:
-        self._on_reply(ReceivedMessage.from_aio_pika(message))
+    async def _delivered(self, message: aiormq.abc.DeliveredMessage) -> None:
+        self._on_reply(ReceivedMessage.from_aiormq(message))
 
     def _closed(self, _sender: Any, exc: BaseException | None = None) -> None:
         was_consuming = self._consuming.is_set()
