@@ -149,7 +149,7 @@ async def run_benchmark(args: argparse.Namespace) -> int:
         run.notes.append(
             "RabbitMQ has the test suite's rabbitmq_event_exchange plugin on: it "
             "publishes an event for every binding, consumer and queue change, which "
-            "cost 12-23 % more RabbitMQ CPU and 12-18 % more storm time on 2026-11-25; "
+            "cost 13-24 % more RabbitMQ CPU and 14-22 % more storm time on 2026-11-25; "
             "production brokers do not need it (`make bench` turns it off, `make "
             "rabbitmq` and `make test` on)"
         )

@@ -187,10 +187,12 @@ async def publish_consume_hops(
             if index >= warmup:
                 times.append(end - start)
     finally:
-        if durable:
-            await queue.delete(if_unused=False, if_empty=False)
-        await producer.close()
         await consumer.close()
+        if durable:
+            # After its consumer is gone: deleting a consumed queue cancels the
+            # consumer from the broker's side (a warning from aiormq).
+            await producer.queue_delete(queue_name)
+        await producer.close()
     return times
 
 
