@@ -32,6 +32,7 @@ from gateway.bridge import RequestSession
 from gateway.bus import Bus
 from gateway.deadletters import handle_dead_letter
 from gateway.guard import Guard, Refusal
+from gateway.keepalive import PrinterConnection, QuietPinger
 from gateway.main_channel import MainSession
 from gateway.metrics import Metrics
 from gateway.registry import Registry
@@ -121,6 +122,7 @@ class Gateway:
         )
         self.server: Server | None = None
         self._credentials_watch: asyncio.Task[None] | None = None
+        self._keepalive: asyncio.Task[None] | None = None
         self.draining = False
         self._sessions: set[asyncio.Task[None]] = set()
 
@@ -170,8 +172,9 @@ class Gateway:
             process_request=self._process_request,
             process_response=self._process_response,
             compression=None,
-            ping_interval=self.settings.ws_ping_interval,
-            ping_timeout=self.settings.ws_ping_timeout,
+            # Our own keep-alive pings only quiet sockets (gateway/keepalive.py).
+            create_connection=PrinterConnection,
+            ping_interval=None,
             close_timeout=self.settings.ws_close_timeout,
             ssl=server_tls_context(
                 self.settings.tls_certfile, self.settings.tls_keyfile
@@ -179,6 +182,15 @@ class Gateway:
             max_size=self.settings.ws_max_message_size,
             open_timeout=self.settings.identify_timeout,
         )
+        if self.settings.ws_ping_interval is not None:
+            pinger = QuietPinger(
+                self.settings.ws_ping_interval,
+                self.settings.ws_ping_timeout or self.settings.ws_ping_interval,
+            )
+            server = self.server
+            self._keepalive = asyncio.get_running_loop().create_task(
+                pinger.run(lambda: server.connections)
+            )
         log.info(
             "gateway.listening",
             host=self.settings.host,
@@ -201,6 +213,8 @@ class Gateway:
         self.draining = True
         if self._credentials_watch is not None:
             self._credentials_watch.cancel()
+        if self._keepalive is not None:
+            self._keepalive.cancel()
         await self.registry.stop_heartbeats()
         printers = self.registry.printer_count
         log.info("gateway.draining", printers=printers)

@@ -34,11 +34,15 @@ class GatewaySettings(BaseBrokerSettings):
     ws_ping_interval: float | None = Field(
         60.0,
         gt=0,
-        description="seconds between the gateway's pings, which find half-open "
-        "sockets (printers ping every ~60 s themselves)",
+        description="a socket silent this many seconds gets a ping, which finds "
+        "half-open sockets; printers ping every ~60 s themselves, so their sockets "
+        "are seldom pinged (none: never ping)",
     )
     ws_ping_timeout: float | None = Field(
-        20.0, gt=0, description="seconds to wait for a pong before dropping a socket"
+        20.0,
+        gt=0,
+        description="seconds to wait for a pong before closing a socket (1011); none: "
+        "ws_ping_interval",
     )
     ws_close_timeout: float = Field(
         1.0,
