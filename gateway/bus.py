@@ -59,6 +59,8 @@ CONTROL_TYPE = "zebra.control"
 TRANSIENT, PERSISTENT = 1, 2
 #: Declarations run on this many channels side by side.
 DECLARE_CHANNELS = 8
+#: Declare channels take numbers from here up (the others are opened below it).
+FIRST_DECLARE_CHANNEL = 200
 
 
 @dataclass
@@ -210,6 +212,7 @@ class Bus:
         self._declare_channels: list[aiormq.Channel | None] = []
         self._declare_locks: list[asyncio.Lock] = []
         self._declare_turn = itertools.count()
+        self._declare_number = FIRST_DECLARE_CHANNEL - 1
         self._consumers: dict[int, set[Consumer]] = {}
         self._on_control: Callable[[Delivery], Awaitable[None]] | None = None
         self._on_dead_letter: Callable[[Delivery], Awaitable[None]] | None = None
@@ -289,6 +292,7 @@ class Bus:
             self._consumers[index] = set()
         self._declare_channels = [None] * DECLARE_CHANNELS
         self._declare_locks = [asyncio.Lock() for _ in range(DECLARE_CHANNELS)]
+        self._declare_number = FIRST_DECLARE_CHANNEL - 1
 
     def _consume_channel_closed(self, index: int) -> Callable[..., None]:
         def closed(*_args: Any) -> None:
@@ -390,8 +394,11 @@ class Bus:
             channel = self._declare_channels[index]
             try:
                 if channel is None or channel.is_closed:
-                    opened = await connection.transport.connection.channel(
-                        publisher_confirms=False
+                    amqp = connection.transport.connection
+                    assert isinstance(amqp, aiormq.Connection)
+                    opened = await amqp.channel(
+                        channel_number=self._fresh_channel_number(amqp),
+                        publisher_confirms=False,
                     )
                     assert isinstance(opened, aiormq.Channel)
                     channel = self._declare_channels[index] = opened
@@ -401,6 +408,29 @@ class Bus:
                 raise
             except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
                 raise BrokerUnavailable(f"RabbitMQ error: {exc}") from exc
+
+    def _fresh_channel_number(self, amqp: aiormq.Connection) -> int:
+        """A number for a new declare channel that no channel of ours had lately.
+
+        A passive check of a missing queue makes RabbitMQ close the channel, and
+        aiormq frees its number when RabbitMQ's ``channel.close`` arrives, before it
+        has written the ``close-ok`` (which it even drops when its write queue of ten
+        frames is full). Its own numbering takes the highest open number plus one, so
+        the next channel often got that very number and RabbitMQ, whose channel was
+        still open, dropped the connection ("second 'channel.open' seen"): every
+        printer consumer of the replica went with it, seen once while 8,000 printers
+        connected. Declare channels therefore go round the numbers from
+        :data:`FIRST_DECLARE_CHANNEL` to ``channel_max``, skipping those in use: a
+        number comes back only after all the others were used.
+        """
+        highest = amqp.connection_tune.channel_max or 65535
+        span = highest - FIRST_DECLARE_CHANNEL + 1
+        for _ in range(span):
+            offset = (self._declare_number + 1 - FIRST_DECLARE_CHANNEL) % span
+            self._declare_number = FIRST_DECLARE_CHANNEL + offset
+            if self._declare_number not in amqp.channels:
+                return self._declare_number
+        raise BrokerUnavailable("no free AMQP channel number for declarations")
 
     async def declare_printer_queue(
         self, spec: QueueSpec, routing_key: str
