@@ -425,6 +425,11 @@ class Bus:
         """
         highest = amqp.connection_tune.channel_max or 65535
         span = highest - FIRST_DECLARE_CHANNEL + 1
+        if span < 2 * DECLARE_CHANNELS:
+            raise BrokerUnavailable(
+                f"RabbitMQ allows {highest} channels per connection; the gateway "
+                f"needs at least {FIRST_DECLARE_CHANNEL + 2 * DECLARE_CHANNELS}"
+            )
         for _ in range(span):
             offset = (self._declare_number + 1 - FIRST_DECLARE_CHANNEL) % span
             self._declare_number = FIRST_DECLARE_CHANNEL + offset

@@ -52,7 +52,7 @@ async def test_missing_queue_checks_side_by_side_keep_the_connection(
         done = asyncio.Event()
 
         async def publisher() -> None:
-            # Keeps aiormq's write queue (ten frames) full, as a busy replica does.
+            # Writes side by side with the checks, as on a busy replica.
             while not done.is_set():
                 await bus.publish_control("DCH-nobody", b"{}")
 
