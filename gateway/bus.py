@@ -2,10 +2,12 @@
 
 Layout, chosen so one replica can hold thousands of printers:
 
-- one AMQP connection per replica, named ``zebra-gateway <replica>`` in the
-  management UI;
-- ``amqp_channels`` channels shared by every printer consumer (never a channel per
-  printer), each with ``prefetch_count`` ``prefetch`` (default 1) per consumer, so
+- two AMQP connections per replica, named ``zebra-gateway <replica>`` and
+  ``zebra-gateway <replica> consume`` in the management UI: aio-pika's for everything
+  but printer queues, and :mod:`gateway.consuming`'s for printer queues (deliveries
+  parsed where they arrive, one write per ack: fix 17 in docs/performance.md);
+- ``amqp_channels`` channels on the second, shared by every printer consumer (never
+  a channel per printer), each with ``prefetch_count`` ``prefetch`` (default 1) per consumer, so
   a printer channel takes one request at a time, in order. (With 2 the next request
   is already here when the last one is acknowledged, which is faster, but requests
   held here go back to the queue *after* a new socket of the printer may have
@@ -16,7 +18,7 @@ Layout, chosen so one replica can hold thousands of printers:
 - one channel with publisher confirms for outcomes and job events, and one without
   for control messages and printer events.
 
-If the connection is lost the bus reports it (``on_connection_lost``), every consumer's
+If either connection is lost the bus drops the other too, reports it (``on_connection_lost``), every consumer's
 ``get`` fails, and the bus reconnects with back-off. Printer sockets stay open: once
 connected again the bus restores its own consumers and calls ``on_reconnected``, and
 the registry and sessions restore theirs (bindings, printer consumers). Requests
@@ -48,6 +50,8 @@ from aiormq.abc import DeliveredMessage
 from broker.errors import BrokerUnavailable
 from broker.schemas import OUTCOME_TYPE, JobEvent, Outcome, RequestType, encode_event
 from broker.topology import Channel, QueueSpec, Topology
+from gateway.amqpwire import Incoming
+from gateway.consuming import ConsumeChannel, ConsumeConnection
 from gateway.control import ALL_REPLICAS_KEY
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
@@ -82,34 +86,53 @@ class Delivery:
     expiration: str | None = None
     received_at: float = 0.0
     #: The channel to acknowledge on and the delivery tag (no channel: no ack).
-    _channel: aiormq.Channel | None = field(default=None, repr=False)
+    _channel: aiormq.Channel | ConsumeChannel | None = field(default=None, repr=False)
     _tag: int = field(default=0, repr=False)
 
     async def ack(self) -> None:
         """Acknowledge the message; a lost channel means RabbitMQ requeues it."""
-        if self._channel is not None:
+        channel = self._channel
+        if isinstance(channel, ConsumeChannel):
+            channel.ack(self._tag)
+        elif channel is not None:
             try:
-                await self._channel.basic_ack(self._tag, wait=False)
+                await channel.basic_ack(self._tag, wait=False)
             except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
                 log.warning("amqp.ack_failed", error=str(exc))
 
     async def nack(self, *, requeue: bool = True) -> None:
         """Return the message to its queue (or drop it with ``requeue=False``)."""
-        if self._channel is not None:
+        channel = self._channel
+        if isinstance(channel, ConsumeChannel):
+            channel.nack(self._tag, requeue=requeue)
+        elif channel is not None:
             try:
-                await self._channel.basic_nack(self._tag, requeue=requeue, wait=False)
+                await channel.basic_nack(self._tag, requeue=requeue, wait=False)
             except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
                 log.warning("amqp.nack_failed", error=str(exc))
 
 
 def _delivery(message: DeliveredMessage, *, acked: bool = True) -> Delivery:
     """Our view of a message aiormq delivered (aio-pika's is not built: it costs)."""
-    properties = message.header.properties
     deliver = message.delivery
     assert isinstance(deliver, aiormq.spec.Basic.Deliver)
     channel = message.channel
+    return _build(
+        deliver,
+        message.header.properties,
+        message.body,
+        channel if acked and isinstance(channel, aiormq.Channel) else None,
+    )
+
+
+def _build(
+    deliver: aiormq.spec.Basic.Deliver,
+    properties: aiormq.spec.Basic.Properties,
+    body: bytes,
+    channel: aiormq.Channel | ConsumeChannel | None,
+) -> Delivery:
     return Delivery(
-        body=message.body,
+        body=body,
         routing_key=deliver.routing_key or "",
         exchange=deliver.exchange or "",
         message_type=properties.message_type,
@@ -122,7 +145,7 @@ def _delivery(message: DeliveredMessage, *, acked: bool = True) -> Delivery:
         app_id=properties.app_id,
         expiration=properties.expiration,
         received_at=time.time(),
-        _channel=channel if acked and isinstance(channel, aiormq.Channel) else None,
+        _channel=channel,
         _tag=deliver.delivery_tag or 0,
     )
 
@@ -137,17 +160,21 @@ class Consumer:
     def __init__(self, queue_name: str) -> None:
         self.queue_name = queue_name
         self.tag: str | None = None
-        self._channel: aiormq.Channel | None = None
+        self._channel: ConsumeChannel | None = None
         self._buffer: Mailbox[Delivery | None] = Mailbox()
         self._closed = False
         self._cancelled = False
 
-    async def _on_message(self, message: DeliveredMessage) -> None:
-        delivery = _delivery(message)
+    def _on_message(self, incoming: Incoming) -> None:
+        """Called by the consume connection as the delivery's last frame arrives."""
+        channel = self._channel
         if self._closed:
-            await delivery.nack(requeue=True)
+            if channel is not None:
+                channel.nack(incoming.deliver.delivery_tag or 0)
             return
-        self._buffer.put_nowait(delivery)
+        self._buffer.put_nowait(
+            _build(incoming.deliver, incoming.properties, incoming.body, channel)
+        )
 
     def stop(self) -> None:
         """Make :meth:`get` fail from now on (call :meth:`cancel` to tell RabbitMQ)."""
@@ -170,10 +197,8 @@ class Consumer:
         if not self._cancelled and channel is not None and tag is not None:
             self._cancelled = True
             # If the channel is gone, RabbitMQ has requeued everything already.
-            with contextlib.suppress(
-                aiormq.exceptions.AMQPError, RuntimeError, ConnectionError
-            ):
-                await channel.basic_cancel(tag)
+            with contextlib.suppress(BrokerUnavailable):
+                await channel.cancel(tag)
         while not self._buffer.empty():
             item = self._buffer.get_nowait()
             if item is not None:
@@ -205,7 +230,15 @@ class Bus:
         #: aiormq's channels under those two: publishing skips aio-pika's layers.
         self._confirmed: aiormq.Channel | None = None
         self._unconfirmed: aiormq.Channel | None = None
-        self._consume_channels: list[AbstractChannel] = []
+        #: Printer queues are consumed on this connection's channels.
+        self._consume_connection: ConsumeConnection | None = None
+        self._consume_channels: list[ConsumeChannel] = []
+        self._consume_locks: list[asyncio.Lock] = []
+        #: The channel of the replica's own consumers (dead letters, presence, control).
+        self._service_channel: AbstractChannel | None = None
+        #: Bumped when a connection pair is lost: a late report of the same loss
+        #: from the other connection is then ignored.
+        self._generation = 0
         #: aiormq channels (no aio-pika wrappers: a passive check of a missing queue
         #: closes its channel, and aio-pika keeps a callback for every channel it
         #: ever opened for the life of the connection).
@@ -249,10 +282,11 @@ class Bus:
 
     async def _connect(self) -> None:
         url = self.settings.amqp_url.get_secret_value()
+        generation = self._generation
+        name = f"zebra-gateway {self.replica}"
         try:
             connection = await aio_pika.connect(
-                url,
-                client_properties={"connection_name": f"zebra-gateway {self.replica}"},
+                url, client_properties={"connection_name": name}
             )
         except (TimeoutError, OSError, aiormq.exceptions.AMQPError) as exc:
             raise BrokerUnavailable(
@@ -260,14 +294,24 @@ class Bus:
             ) from exc
         self._connection = connection
         try:
+            self._consume_connection = await ConsumeConnection.open(
+                url,
+                name=f"{name} consume",
+                on_lost=lambda exc: self._lost(generation, exc),
+            )
             await self._open_channels(connection)
             await self._declare_shared()
-        except aiormq.exceptions.AMQPError as exc:
+        except (aiormq.exceptions.AMQPError, BrokerUnavailable) as exc:
+            self._generation += 1  # what the half-open pair reports is not a loss
+            if self._consume_connection is not None:
+                self._consume_connection.abort()
             await connection.close()
             raise BrokerUnavailable(
                 f"RabbitMQ refused the gateway's setup: {exc}"
             ) from exc
-        connection.close_callbacks.add(self._connection_closed)
+        connection.close_callbacks.add(
+            lambda _sender, exc=None: self._lost(generation, exc)
+        )
         self.connection_lost.clear()
         self.is_ready.set()
         log.info(
@@ -282,24 +326,31 @@ class Bus:
         assert isinstance(confirmed, aiormq.Channel)
         assert isinstance(unconfirmed, aiormq.Channel)
         self._confirmed, self._unconfirmed = confirmed, unconfirmed
+        self._service_channel = await connection.channel(publisher_confirms=False)
+        await self._service_channel.set_qos(prefetch_count=self.settings.prefetch)
         self._consume_channels = []
+        self._consume_locks = []
         self._consumers = {}
         for index in range(self.settings.amqp_channels):
-            channel = await connection.channel(publisher_confirms=False)
-            await channel.set_qos(prefetch_count=self.settings.prefetch)
-            channel.close_callbacks.add(self._consume_channel_closed(index))
-            self._consume_channels.append(channel)
+            self._consume_channels.append(await self._open_consume_channel(index))
+            self._consume_locks.append(asyncio.Lock())
             self._consumers[index] = set()
         self._declare_channels = [None] * DECLARE_CHANNELS
         self._declare_locks = [asyncio.Lock() for _ in range(DECLARE_CHANNELS)]
         self._declare_number = FIRST_DECLARE_CHANNEL - 1
 
-    def _consume_channel_closed(self, index: int) -> Callable[..., None]:
-        def closed(*_args: Any) -> None:
-            for consumer in self._consumers.get(index, ()):
-                consumer.stop()
+    async def _open_consume_channel(self, index: int) -> ConsumeChannel:
+        """Channel ``index + 1`` of the consume connection, with the prefetch set.
 
-        return closed
+        Its consumers are stopped when RabbitMQ closes it (each consumer's
+        ``on_cancel``); the next :meth:`consume` on it opens it again.
+        """
+        connection = self._consume_connection
+        if connection is None or connection.is_closed:
+            raise BrokerUnavailable("no connection to RabbitMQ")
+        channel = await connection.channel(index + 1)
+        await channel.qos(self.settings.prefetch)
+        return channel
 
     async def _declare_shared(self) -> None:
         assert self._publish_channel is not None
@@ -309,7 +360,8 @@ class Bus:
             await channel.declare_exchange(
                 spec.name, ExchangeType(spec.kind), durable=spec.durable
             )
-        consume = self._consume_channels[0]
+        consume = self._service_channel
+        assert consume is not None
         amqp = await self._underlay(consume)
         dead = await consume.declare_queue(topo.dead_letter_queue, durable=True)
         await dead.bind(topo.dead_letter_exchange, routing_key="")
@@ -337,13 +389,17 @@ class Bus:
         if self._on_dead_letter is not None:
             await self._on_dead_letter(delivery)
 
-    def _connection_closed(
-        self, _sender: Any, exc: BaseException | None = None
-    ) -> None:
+    def _lost(self, generation: int, exc: BaseException | None) -> None:
+        """One of the two connections is gone: drop the other, then reconnect both."""
+        if generation != self._generation:
+            return
+        self._generation += 1
         self.is_ready.clear()
         for consumers in self._consumers.values():
             for consumer in consumers:
                 consumer.stop()
+        if self._consume_connection is not None:
+            self._consume_connection.abort()
         if self._closing:
             return
         self.connection_lost.set()
@@ -353,6 +409,10 @@ class Bus:
         self._reconnect_task = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
+        connection = self._connection
+        if connection is not None and not connection.is_closed:
+            with contextlib.suppress(Exception):
+                await connection.close()
         delay = 0.5
         while not self._closing:
             # A retry delay between attempts, not synchronisation: nothing signals
@@ -377,6 +437,8 @@ class Bus:
         self.is_ready.clear()
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
+        if self._consume_connection is not None:
+            await self._consume_connection.close()
         if self._connection is not None and not self._connection.is_closed:
             await self._connection.close()
 
@@ -535,15 +597,21 @@ class Bus:
         index = hash(queue_name) % len(self._consume_channels)
         consumer = Consumer(queue_name)
         try:
-            channel = await self._underlay(self._consume_channels[index])
+            channel = self._consume_channels[index]
+            if channel.is_closed:
+                async with self._consume_locks[index]:
+                    channel = self._consume_channels[index]
+                    if channel.is_closed:
+                        channel = await self._open_consume_channel(index)
+                        self._consume_channels[index] = channel
             consumer._channel = channel
-            ok = await channel.basic_consume(
+            consumer.tag = await channel.consume(
                 queue_name,
+                f"{consumer_tag} {id(consumer):x}",
                 consumer._on_message,
-                consumer_tag=f"{consumer_tag} {id(consumer):x}",
+                consumer.stop,
             )
-            consumer.tag = ok.consumer_tag
-        except (aiormq.exceptions.AMQPError, RuntimeError) as exc:
+        except BrokerUnavailable as exc:
             raise BrokerUnavailable(f"cannot consume {queue_name}: {exc}") from exc
         self._consumers[index].add(consumer)
         return consumer

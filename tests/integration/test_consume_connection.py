@@ -1,0 +1,235 @@
+"""The gateway's consume-only AMQP connection against the real RabbitMQ.
+
+gateway/consuming.py speaks AMQP itself (fix 17 in docs/performance.md): these tests
+check what a replica relies on: deliveries whole and in order, acks that RabbitMQ
+takes, prefetch, a consumer told when its queue goes, a channel RabbitMQ closed
+replaced under the same number, and a bus that reconnects when an operator closes
+only its consume connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+
+import aio_pika
+import pytest
+
+from broker.errors import BrokerUnavailable
+from gateway.amqpwire import Incoming
+from gateway.bus import Bus
+from gateway.consuming import ConsumeConnection
+from gateway.settings import GatewaySettings
+
+WAIT = 10.0
+
+
+async def declare(amqp_url: str, queue: str, bodies: list[bytes]) -> None:
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel()
+        await channel.declare_queue(queue, auto_delete=False)
+        for payload in bodies:
+            await channel.default_exchange.publish(
+                aio_pika.Message(payload, message_id=str(len(payload))),
+                routing_key=queue,
+            )
+
+
+async def message_count(amqp_url: str, queue: str) -> int:
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel()
+        declared = await channel.declare_queue(queue, passive=True)
+        count = declared.declaration_result.message_count
+        assert count is not None
+        return count
+
+
+async def delete(amqp_url: str, queue: str) -> None:
+    async with await aio_pika.connect(amqp_url) as connection:
+        channel = await connection.channel()
+        await channel.queue_delete(queue)
+
+
+async def test_deliveries_arrive_whole_one_at_a_time_and_acks_land(
+    amqp_url: str, namespace: str
+) -> None:
+    queue = f"{namespace}.consume"
+    bodies = [b"^XA^FDone^FS^XZ", bytes(range(256)) * 1200, b""]  # 300 KiB: many frames
+    await declare(amqp_url, queue, bodies)
+    lost: list[BaseException | None] = []
+    connection = await ConsumeConnection.open(
+        amqp_url, name="test", on_lost=lost.append
+    )
+    try:
+        channel = await connection.channel(1)
+        await channel.qos(1)
+        arrived: asyncio.Queue[Incoming] = asyncio.Queue()
+        await channel.consume(queue, "t1", arrived.put_nowait, lambda: None)
+        received = []
+        for _ in bodies:
+            incoming = await asyncio.wait_for(arrived.get(), WAIT)
+            # Prefetch 1: the next one comes only after this ack.
+            assert arrived.empty()
+            received.append(incoming.body)
+            assert incoming.properties.message_id == str(len(incoming.body))
+            channel.ack(incoming.deliver.delivery_tag or 0)
+        assert received == bodies
+        await channel.cancel("t1")
+    finally:
+        await connection.close()
+    assert connection.is_closed
+    assert lost == [None]
+    # Unacked messages would be back in the queue after the close.
+    assert await message_count(amqp_url, queue) == 0
+    await delete(amqp_url, queue)
+
+
+async def test_a_nacked_delivery_comes_back(amqp_url: str, namespace: str) -> None:
+    queue = f"{namespace}.nack"
+    await declare(amqp_url, queue, [b"label"])
+    connection = await ConsumeConnection.open(amqp_url, name="test", on_lost=print)
+    try:
+        channel = await connection.channel(1)
+        await channel.qos(1)
+        arrived: asyncio.Queue[Incoming] = asyncio.Queue()
+        await channel.consume(queue, "t1", arrived.put_nowait, lambda: None)
+        first = await asyncio.wait_for(arrived.get(), WAIT)
+        assert not first.deliver.redelivered
+        channel.nack(first.deliver.delivery_tag or 0)
+        again = await asyncio.wait_for(arrived.get(), WAIT)
+        assert (again.body, again.deliver.redelivered) == (b"label", True)
+        channel.ack(again.deliver.delivery_tag or 0)
+    finally:
+        await connection.close()
+    assert await message_count(amqp_url, queue) == 0
+    await delete(amqp_url, queue)
+
+
+async def test_a_closed_channel_fails_its_call_and_its_number_opens_again(
+    amqp_url: str, namespace: str
+) -> None:
+    queue = f"{namespace}.present"
+    await declare(amqp_url, queue, [b"after"])
+    connection = await ConsumeConnection.open(amqp_url, name="test", on_lost=print)
+    try:
+        channel = await connection.channel(1)
+        cancelled: list[str] = []
+        await channel.consume(
+            queue, "bystander", lambda _: None, lambda: cancelled.append("bystander")
+        )
+        closed: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        channel.close_callbacks.append(
+            lambda ch: closed.set_result(ch.close_reason or "")
+        )
+        with pytest.raises(BrokerUnavailable, match="404"):
+            await channel.consume(f"{namespace}.missing", "t", print, lambda: None)
+        assert "NOT_FOUND" in await asyncio.wait_for(closed, WAIT)
+        assert channel.is_closed
+        assert cancelled == ["bystander"]  # its consumers are told
+        channel.ack(1)  # dropped: an ack on a closed channel must not reach the new one
+        again = await connection.channel(1)
+        arrived: asyncio.Queue[Incoming] = asyncio.Queue()
+        await again.consume(queue, "t2", arrived.put_nowait, lambda: None)
+        incoming = await asyncio.wait_for(arrived.get(), WAIT)
+        assert incoming.body == b"after"
+        again.ack(incoming.deliver.delivery_tag or 0)
+    finally:
+        await connection.close()
+    await delete(amqp_url, queue)
+
+
+async def test_a_consumer_is_told_when_its_queue_is_deleted(
+    amqp_url: str, namespace: str
+) -> None:
+    queue = f"{namespace}.doomed"
+    await declare(amqp_url, queue, [])
+    connection = await ConsumeConnection.open(amqp_url, name="test", on_lost=print)
+    try:
+        channel = await connection.channel(1)
+        cancelled = asyncio.Event()
+        await channel.consume(queue, "t", print, cancelled.set)
+        await delete(amqp_url, queue)
+        await asyncio.wait_for(cancelled.wait(), WAIT)
+        assert not channel.is_closed  # the channel goes on for the other consumers
+        await channel.qos(1)
+    finally:
+        await connection.close()
+
+
+async def test_wrong_credentials_are_a_clear_error(amqp_url: str) -> None:
+    wrong = amqp_url.replace("guest:guest@", "guest:wrong@")
+    with pytest.raises(BrokerUnavailable, match=r"ACCESS_REFUSED|403|closed"):
+        await ConsumeConnection.open(wrong, name="test", on_lost=print)
+
+
+def close_connections_named(name: str) -> int:
+    """Close RabbitMQ connections by client-provided name, as an operator would."""
+    listing = subprocess.run(
+        ["rabbitmqctl", "-q", "list_connections", "pid", "client_properties"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    closed = 0
+    for line in listing.splitlines():
+        pid, _, properties = line.partition("\t")
+        if f'{{"connection_name","{name}"}}' in properties:
+            subprocess.run(
+                ["rabbitmqctl", "-q", "close_connection", pid, "closed by test"],
+                capture_output=True,
+                timeout=60,
+                check=True,
+            )
+            closed += 1
+    return closed
+
+
+async def test_the_bus_reconnects_when_only_its_consume_connection_is_closed(
+    amqp_url: str, namespace: str
+) -> None:
+    if shutil.which("rabbitmqctl") is None:
+        pytest.skip("rabbitmqctl is not installed")
+    replica = f"{namespace}-r1"
+    settings = GatewaySettings(
+        amqp_url=amqp_url, namespace=namespace, allow_anonymous=True, replica=replica
+    )
+    bus = Bus(settings)
+    lost = asyncio.Event()
+    reconnected = asyncio.Event()
+
+    async def ignore(*_args: object) -> None:
+        return None
+
+    async def on_reconnected() -> None:
+        reconnected.set()
+
+    await bus.start(
+        on_control=ignore,
+        on_dead_letter=ignore,
+        on_connection_lost=lost.set,
+        on_reconnected=on_reconnected,
+    )
+    queue = f"{namespace}.printer"
+    try:
+        await declare(amqp_url, queue, [])
+        consumer = await bus.consume(queue, consumer_tag="before")
+        closed = await asyncio.to_thread(
+            close_connections_named, f"zebra-gateway {replica} consume"
+        )
+        assert closed == 1
+        await asyncio.wait_for(lost.wait(), WAIT)
+        with pytest.raises(BrokerUnavailable):
+            await asyncio.wait_for(consumer.get(), WAIT)
+        await asyncio.wait_for(reconnected.wait(), 30)
+        consumer = await bus.consume(queue, consumer_tag="after")
+        await declare(amqp_url, queue, [b"label"])
+        delivery = await asyncio.wait_for(consumer.get(), WAIT)
+        assert delivery.body == b"label"
+        await delivery.ack()
+        await consumer.cancel()
+    finally:
+        await bus.close()
+    assert await message_count(amqp_url, queue) == 0
+    await delete(amqp_url, queue)

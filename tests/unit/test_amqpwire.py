@@ -1,0 +1,149 @@
+"""The consume connection's AMQP codec, without sockets (gateway/amqpwire.py).
+
+Frames are built with pamqp, the codec aiormq uses, so the bytes are what RabbitMQ
+sends; the parser must give the same deliveries however TCP splits them.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pamqp import body, commands, frame, header
+
+from gateway.amqpwire import HEARTBEAT, Incoming, Method, Wire, WireError
+
+
+def deliver_frames(
+    channel: int, tag: int, payload: bytes, frame_max: int = 131072
+) -> bytes:
+    deliver = commands.Basic.Deliver(
+        consumer_tag="printer raw", delivery_tag=tag, routing_key="printer.X.raw"
+    )
+    properties = commands.Basic.Properties(
+        message_id=f"job-{tag}", headers={"x-zebra-attempt": 1}, delivery_mode=2
+    )
+    chunks = [
+        frame.marshal(deliver, channel),
+        frame.marshal(header.ContentHeader(0, len(payload), properties), channel),
+    ]
+    step = frame_max - 8
+    for start in range(0, len(payload), step):
+        chunks.append(
+            frame.marshal(body.ContentBody(payload[start : start + step]), channel)
+        )
+    return b"".join(chunks)
+
+
+def test_a_delivery_comes_out_whole_with_its_properties() -> None:
+    wire = Wire()
+    events = wire.receive(deliver_frames(3, 7, b"^XA^FDhello^FS^XZ"))
+    assert len(events) == 1
+    event = events[0]
+    assert isinstance(event, Incoming)
+    assert (event.channel, event.deliver.delivery_tag, event.body) == (
+        3,
+        7,
+        b"^XA^FDhello^FS^XZ",
+    )
+    assert event.deliver.consumer_tag == "printer raw"
+    assert event.properties.message_id == "job-7"
+    assert event.properties.headers == {"x-zebra-attempt": 1}
+
+
+def test_an_empty_body_is_a_delivery_too() -> None:
+    events = Wire().receive(deliver_frames(1, 1, b""))
+    assert [
+        (e.deliver.delivery_tag, e.body) for e in events if isinstance(e, Incoming)
+    ] == [(1, b"")]
+
+
+def test_a_body_over_several_frames_is_joined() -> None:
+    payload = bytes(range(256)) * 40  # 10 KiB over 1 KiB frames
+    wire = Wire(frame_max=1024)
+    (event,) = wire.receive(deliver_frames(2, 9, payload, frame_max=1024))
+    assert isinstance(event, Incoming)
+    assert event.body == payload
+
+
+def test_methods_and_heartbeats() -> None:
+    wire = Wire()
+    data = (
+        HEARTBEAT
+        + frame.marshal(commands.Basic.ConsumeOk(consumer_tag="t"), 4)
+        + frame.marshal(
+            commands.Channel.Close(
+                reply_code=404, reply_text="NOT_FOUND", class_id=60, method_id=20
+            ),
+            4,
+        )
+    )
+    events = wire.receive(data)
+    assert [type(e.method) for e in events if isinstance(e, Method)] == [
+        commands.Basic.ConsumeOk,
+        commands.Channel.Close,
+    ]
+    assert all(e.channel == 4 for e in events)
+
+
+@given(
+    bodies=st.lists(st.binary(max_size=3000), min_size=1, max_size=6),
+    cuts=st.lists(st.integers(min_value=1, max_value=500), max_size=40),
+)
+def test_any_split_of_the_stream_gives_the_same_deliveries(
+    bodies: list[bytes], cuts: list[int]
+) -> None:
+    stream = b"".join(
+        deliver_frames(1 + index % 3, index + 1, payload, frame_max=1024)
+        for index, payload in enumerate(bodies)
+    )
+    wire = Wire(frame_max=1024)
+    events: list[Incoming | Method] = []
+    position = 0
+    for cut in cuts:
+        events += wire.receive(stream[position : position + cut])
+        position += cut
+    events += wire.receive(stream[position:])
+    assert [
+        (e.deliver.delivery_tag, e.body) for e in events if isinstance(e, Incoming)
+    ] == [(index + 1, payload) for index, payload in enumerate(bodies)]
+
+
+def test_ack_bytes_are_pamqps_basic_ack() -> None:
+    assert Wire.ack(5, 123456789) == frame.marshal(
+        commands.Basic.Ack(delivery_tag=123456789), 5
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x01\x00\x01\x00\x00\x00\x04\x00\x3c\x00\x50\x00", "frame end"),
+        (b"\x05\x00\x01\x00\x00\x00\x00\xce", "unknown frame type"),
+        (b"\x01\x00\x01\x00\x10\x00\x00", "frame of"),
+        (frame.marshal(body.ContentBody(b"stray"), 1), "unexpected content body"),
+        (b"\x01\x00\x01\x00\x00\x00\x04\x7f\x7f\x7f\x7f\xce", "unknown method"),
+    ],
+)
+def test_malformed_input_is_a_wire_error(data: bytes, reason: str) -> None:
+    wire = Wire(frame_max=4096)
+    with pytest.raises(WireError, match=reason):
+        wire.receive(data)
+
+
+def test_a_method_inside_a_delivery_is_a_wire_error() -> None:
+    deliver = commands.Basic.Deliver(consumer_tag="t", delivery_tag=1, routing_key="k")
+    data = frame.marshal(deliver, 1) + frame.marshal(commands.Basic.QosOk(), 1)
+    with pytest.raises(WireError, match="inside content"):
+        Wire().receive(data)
+
+
+def test_a_body_longer_than_announced_is_a_wire_error() -> None:
+    deliver = commands.Basic.Deliver(consumer_tag="t", delivery_tag=1, routing_key="k")
+    data = (
+        frame.marshal(deliver, 1)
+        + frame.marshal(header.ContentHeader(0, 3, commands.Basic.Properties()), 1)
+        + frame.marshal(body.ContentBody(b"four"), 1)
+    )
+    with pytest.raises(WireError, match="longer"):
+        Wire().receive(data)
