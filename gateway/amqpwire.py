@@ -1,12 +1,13 @@
-"""AMQP 0-9-1 frames of a consume-only connection, without I/O.
+"""AMQP 0-9-1 frames of the gateway's printer-traffic connection, without I/O.
 
 Every label and query of the fleet reaches the gateway as a delivery on a printer
-queue. aiormq reads each frame with three awaits, hands it to a channel task through
-a queue and starts one more task per delivery; this core turns bytes from RabbitMQ
-into whole deliveries and method frames in one call, and methods into bytes.
-:mod:`gateway.consuming` drives a socket with it (fix 17 in docs/performance.md).
-pamqp (aiormq's own codec) decodes methods and properties; body frames are only
-sliced.
+queue, and leaves it as an outcome, a reply and an event. aiormq reads each frame
+with three awaits, hands it to a channel task through a queue and starts one more
+task per delivery, and writes through a queue to a writer task; this core turns
+bytes from RabbitMQ into whole deliveries and method frames in one call, and
+methods and messages into bytes. :mod:`gateway.amqpconn` drives a socket with it
+(fixes 17 and 18 in docs/performance.md). pamqp (aiormq's own codec) encodes and
+decodes methods and properties; body frames are only sliced.
 """
 
 from __future__ import annotations
@@ -166,6 +167,30 @@ class Wire:
     def method(channel: int, method: Frame) -> bytes:
         """The bytes of one method frame."""
         return frame.marshal(method, channel)
+
+    def publish(
+        self,
+        channel: int,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: commands.Basic.Properties,
+    ) -> bytes:
+        """The bytes of basic.publish (never mandatory), its header and its body."""
+        parts = [
+            frame.marshal(
+                commands.Basic.Publish(exchange=exchange, routing_key=routing_key),
+                channel,
+            ),
+            frame.marshal(header.ContentHeader(0, len(body), properties), channel),
+        ]
+        step = self.frame_max - 8  # a frame's header and end octet
+        for start in range(0, len(body), step):
+            chunk = body[start : start + step]
+            parts.append(
+                _FRAME_HEADER.pack(_BODY, channel, len(chunk)) + chunk + b"\xce"
+            )
+        return b"".join(parts)
 
     @staticmethod
     def ack(channel: int, delivery_tag: int) -> bytes:

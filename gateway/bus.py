@@ -2,12 +2,13 @@
 
 Layout, chosen so one replica can hold thousands of printers:
 
-- two AMQP connections per replica, named ``zebra-gateway <replica>`` and
-  ``zebra-gateway <replica> consume`` in the management UI: aio-pika's for everything
-  but printer queues, and :mod:`gateway.consuming`'s for printer queues (deliveries
-  parsed where they arrive, one write per ack: fix 17 in docs/performance.md);
-- ``amqp_channels`` channels on the second, shared by every printer consumer (never
-  a channel per printer), each with ``prefetch_count`` ``prefetch`` (default 1) per consumer, so
+- three AMQP connections per replica, named ``zebra-gateway <replica>``,
+  ``... consume`` and ``... publish`` in the management UI: aio-pika's for
+  declarations and the replica's own queues, and two of :mod:`gateway.amqpconn`
+  for the printer traffic (deliveries parsed where they arrive, one write per ack
+  or publish: fixes 17 and 18 in docs/performance.md);
+- ``amqp_channels`` channels on the consume connection, shared by every printer
+  consumer (never a channel per printer), each with ``prefetch_count`` ``prefetch`` (default 1) per consumer, so
   a printer channel takes one request at a time, in order. (With 2 the next request
   is already here when the last one is acknowledged, which is faster, but requests
   held here go back to the queue *after* a new socket of the printer may have
@@ -15,8 +16,8 @@ Layout, chosen so one replica can hold thousands of printers:
 - a separate pool of channels for declarations and bindings, so declares run side by
   side instead of queueing behind each other (a durable declare costs ~3 ms), and a
   declare that RabbitMQ refuses closes a declare channel, never a consumer's;
-- one channel with publisher confirms for outcomes and job events, and one without
-  for control messages and printer events.
+- on the publish connection, one channel with publisher confirms for outcomes and
+  job events, and one without for control messages and printer events.
 
 If either connection is lost the bus drops the other too, reports it (``on_connection_lost``), every consumer's
 ``get`` fails, and the bus reconnects with back-off. Printer sockets stay open: once
@@ -50,8 +51,8 @@ from aiormq.abc import DeliveredMessage
 from broker.errors import BrokerUnavailable
 from broker.schemas import OUTCOME_TYPE, JobEvent, Outcome, RequestType, encode_event
 from broker.topology import Channel, QueueSpec, Topology
+from gateway.amqpconn import AmqpChannel, AmqpConnection
 from gateway.amqpwire import Incoming
-from gateway.consuming import ConsumeChannel, ConsumeConnection
 from gateway.control import ALL_REPLICAS_KEY
 from gateway.metrics import Metrics
 from gateway.settings import GatewaySettings
@@ -86,13 +87,13 @@ class Delivery:
     expiration: str | None = None
     received_at: float = 0.0
     #: The channel to acknowledge on and the delivery tag (no channel: no ack).
-    _channel: aiormq.Channel | ConsumeChannel | None = field(default=None, repr=False)
+    _channel: aiormq.Channel | AmqpChannel | None = field(default=None, repr=False)
     _tag: int = field(default=0, repr=False)
 
     async def ack(self) -> None:
         """Acknowledge the message; a lost channel means RabbitMQ requeues it."""
         channel = self._channel
-        if isinstance(channel, ConsumeChannel):
+        if isinstance(channel, AmqpChannel):
             channel.ack(self._tag)
         elif channel is not None:
             try:
@@ -103,7 +104,7 @@ class Delivery:
     async def nack(self, *, requeue: bool = True) -> None:
         """Return the message to its queue (or drop it with ``requeue=False``)."""
         channel = self._channel
-        if isinstance(channel, ConsumeChannel):
+        if isinstance(channel, AmqpChannel):
             channel.nack(self._tag, requeue=requeue)
         elif channel is not None:
             try:
@@ -129,7 +130,7 @@ def _build(
     deliver: aiormq.spec.Basic.Deliver,
     properties: aiormq.spec.Basic.Properties,
     body: bytes,
-    channel: aiormq.Channel | ConsumeChannel | None,
+    channel: aiormq.Channel | AmqpChannel | None,
 ) -> Delivery:
     return Delivery(
         body=body,
@@ -160,7 +161,7 @@ class Consumer:
     def __init__(self, queue_name: str) -> None:
         self.queue_name = queue_name
         self.tag: str | None = None
-        self._channel: ConsumeChannel | None = None
+        self._channel: AmqpChannel | None = None
         self._buffer: Mailbox[Delivery | None] = Mailbox()
         self._closed = False
         self._cancelled = False
@@ -206,6 +207,12 @@ class Consumer:
         self._buffer.put_nowait(None)
 
 
+def _retrieve(future: asyncio.Future[None]) -> None:
+    """Mark a future's outcome as seen (nothing waits on it any more)."""
+    if not future.cancelled():
+        future.exception()
+
+
 class Bus:
     """One replica's AMQP connection and everything that goes through it."""
 
@@ -225,15 +232,16 @@ class Bus:
             message_id=CONTROL_TYPE,  # unused; spares aiormq a uuid per hint
         )
         self._connection: AbstractConnection | None = None
-        self._publish_channel: AbstractChannel | None = None
-        self._hint_channel: AbstractChannel | None = None
-        #: aiormq's channels under those two: publishing skips aio-pika's layers.
-        self._confirmed: aiormq.Channel | None = None
-        self._unconfirmed: aiormq.Channel | None = None
-        #: Printer queues are consumed on this connection's channels.
-        self._consume_connection: ConsumeConnection | None = None
-        self._consume_channels: list[ConsumeChannel] = []
+        #: Printer queues are consumed on the first (channels 1..amqp_channels),
+        #: outcomes, replies, events and hints published on the second (channel 1
+        #: with confirms, 2 without). Apart, because RabbitMQ delivered twice as
+        #: slowly to a connection that also published (fix 18).
+        self._consuming: AmqpConnection | None = None
+        self._publishing: AmqpConnection | None = None
+        self._consume_channels: list[AmqpChannel] = []
         self._consume_locks: list[asyncio.Lock] = []
+        self._publish_channels: dict[bool, AmqpChannel] = {}
+        self._publish_lock = asyncio.Lock()
         #: The channel of the replica's own consumers (dead letters, presence, control).
         self._service_channel: AbstractChannel | None = None
         #: Bumped when a connection pair is lost: a late report of the same loss
@@ -293,18 +301,23 @@ class Bus:
                 f"cannot reach RabbitMQ at {self.settings.amqp_url_for_logs}: {exc}"
             ) from exc
         self._connection = connection
+        self._consuming = self._publishing = None
         try:
-            self._consume_connection = await ConsumeConnection.open(
+            self._consuming = await AmqpConnection.open(
                 url,
                 name=f"{name} consume",
+                on_lost=lambda exc: self._lost(generation, exc),
+            )
+            self._publishing = await AmqpConnection.open(
+                url,
+                name=f"{name} publish",
                 on_lost=lambda exc: self._lost(generation, exc),
             )
             await self._open_channels(connection)
             await self._declare_shared()
         except (aiormq.exceptions.AMQPError, BrokerUnavailable) as exc:
-            self._generation += 1  # what the half-open pair reports is not a loss
-            if self._consume_connection is not None:
-                self._consume_connection.abort()
+            self._generation += 1  # what the half-open ones report is not a loss
+            self._abort_traffic()
             await connection.close()
             raise BrokerUnavailable(
                 f"RabbitMQ refused the gateway's setup: {exc}"
@@ -319,13 +332,9 @@ class Bus:
         )
 
     async def _open_channels(self, connection: AbstractConnection) -> None:
-        self._publish_channel = await connection.channel(publisher_confirms=True)
-        self._hint_channel = await connection.channel(publisher_confirms=False)
-        confirmed = await self._publish_channel.get_underlay_channel()
-        unconfirmed = await self._hint_channel.get_underlay_channel()
-        assert isinstance(confirmed, aiormq.Channel)
-        assert isinstance(unconfirmed, aiormq.Channel)
-        self._confirmed, self._unconfirmed = confirmed, unconfirmed
+        self._publish_channels = {}
+        for confirm in (True, False):
+            self._publish_channels[confirm] = await self._open_publish_channel(confirm)
         self._service_channel = await connection.channel(publisher_confirms=False)
         await self._service_channel.set_qos(prefetch_count=self.settings.prefetch)
         self._consume_channels = []
@@ -339,13 +348,27 @@ class Bus:
         self._declare_locks = [asyncio.Lock() for _ in range(DECLARE_CHANNELS)]
         self._declare_number = FIRST_DECLARE_CHANNEL - 1
 
-    async def _open_consume_channel(self, index: int) -> ConsumeChannel:
+    def _abort_traffic(self) -> None:
+        for connection in (self._consuming, self._publishing):
+            if connection is not None:
+                connection.abort()
+
+    async def _open_publish_channel(self, confirm: bool) -> AmqpChannel:
+        connection = self._publishing
+        if connection is None or connection.is_closed:
+            raise BrokerUnavailable("no connection to RabbitMQ")
+        channel = await connection.channel(2 - confirm)
+        if confirm:
+            await channel.confirm_select()
+        return channel
+
+    async def _open_consume_channel(self, index: int) -> AmqpChannel:
         """Channel ``index + 1`` of the consume connection, with the prefetch set.
 
         Its consumers are stopped when RabbitMQ closes it (each consumer's
         ``on_cancel``); the next :meth:`consume` on it opens it again.
         """
-        connection = self._consume_connection
+        connection = self._consuming
         if connection is None or connection.is_closed:
             raise BrokerUnavailable("no connection to RabbitMQ")
         channel = await connection.channel(index + 1)
@@ -353,9 +376,9 @@ class Bus:
         return channel
 
     async def _declare_shared(self) -> None:
-        assert self._publish_channel is not None
+        assert self._service_channel is not None
         topo = self.topology
-        channel = self._publish_channel
+        channel = self._service_channel
         for spec in topo.gateway_exchanges():
             await channel.declare_exchange(
                 spec.name, ExchangeType(spec.kind), durable=spec.durable
@@ -398,8 +421,7 @@ class Bus:
         for consumers in self._consumers.values():
             for consumer in consumers:
                 consumer.stop()
-        if self._consume_connection is not None:
-            self._consume_connection.abort()
+        self._abort_traffic()
         if self._closing:
             return
         self.connection_lost.set()
@@ -437,8 +459,9 @@ class Bus:
         self.is_ready.clear()
         if self._reconnect_task is not None:
             self._reconnect_task.cancel()
-        if self._consume_connection is not None:
-            await self._consume_connection.close()
+        for traffic in (self._consuming, self._publishing):
+            if traffic is not None:
+                await traffic.close()
         if self._connection is not None and not self._connection.is_closed:
             await self._connection.close()
 
@@ -628,6 +651,52 @@ class Bus:
 
     # -- publishing ------------------------------------------------------------
 
+    async def _channel_for(self, confirm: bool) -> AmqpChannel:
+        """The publish channel (reopened if RabbitMQ closed it), once writable."""
+        channel = self._publish_channels.get(confirm)
+        if channel is None or channel.is_closed:
+            if not self.is_ready.is_set():
+                raise BrokerUnavailable("no connection to RabbitMQ")
+            async with self._publish_lock:
+                # A missing exchange, say, closed it: open it again.
+                channel = self._publish_channels.get(confirm)
+                if channel is None or channel.is_closed:
+                    channel = await self._open_publish_channel(confirm)
+                    self._publish_channels[confirm] = channel
+        await channel.connection.writable()
+        return channel
+
+    @staticmethod
+    def _write(
+        channel: AmqpChannel,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: aiormq.spec.Basic.Properties,
+    ) -> asyncio.Future[None] | None:
+        """Write one message now; its confirm future on the confirmed channel.
+
+        Never mandatory: a reply to direct reply-to with mandatory set comes back as
+        unroutable on RabbitMQ 3.10 (rabbitmq-server #6124).
+        """
+        try:
+            return channel.publish(exchange, routing_key, body, properties)
+        except BrokerUnavailable as exc:
+            raise BrokerUnavailable(
+                f"publish to {exchange or 'reply'} failed: {exc}"
+            ) from exc
+
+    @staticmethod
+    async def _confirmed(confirm: asyncio.Future[None] | None, exchange: str) -> None:
+        if confirm is None:
+            return
+        try:
+            await confirm
+        except BrokerUnavailable as exc:
+            raise BrokerUnavailable(
+                f"publish to {exchange or 'reply'} failed: {exc}"
+            ) from exc
+
     async def _publish(
         self,
         exchange: str,
@@ -640,28 +709,43 @@ class Bus:
         """Publish; with ``confirm``, return once RabbitMQ has taken the message.
 
         Without ``confirm`` the message goes out on the hint channel (no publisher
-        confirms): for hints and for events nothing waits on. Straight through aiormq, with properties built here: aio-pika's
-        ``Message`` and ``Exchange`` layers cost more than the publish itself.
+        confirms): for hints and for events nothing waits on. Either way the bytes
+        are written before anything is awaited but a full buffer (fix 18).
         """
-        channel = self._confirmed if confirm else self._unconfirmed
-        if channel is None or channel.is_closed:
-            raise BrokerUnavailable("no connection to RabbitMQ")
-        try:
-            # Never mandatory: a reply to direct reply-to with mandatory set comes
-            # back as unroutable on RabbitMQ 3.10 (rabbitmq-server #6124).
-            await channel.basic_publish(
-                body,
-                exchange=exchange,
-                routing_key=routing_key,
-                properties=properties,
-                mandatory=False,
-                # The confirm (if any) is the wait; flushing each write is not.
-                wait=False,
-            )
-        except (aiormq.exceptions.AMQPError, RuntimeError, ConnectionError) as exc:
-            raise BrokerUnavailable(
-                f"publish to {exchange or 'reply'} failed: {exc}"
-            ) from exc
+        channel = await self._channel_for(confirm)
+        written = self._write(channel, exchange, routing_key, body, properties)
+        await self._confirmed(written, exchange)
+
+    def _event_message(
+        self, event: Any
+    ) -> tuple[str, bytes, aiormq.spec.Basic.Properties]:
+        return (
+            self.topology.events_exchange,
+            encode_event(event),
+            aiormq.spec.Basic.Properties(
+                content_type="application/json",
+                message_type=f"zebra.event.{event.event}",
+                delivery_mode=PERSISTENT,
+                message_id=uuid.uuid4().hex,
+            ),
+        )
+
+    @staticmethod
+    def _reply_properties(
+        *,
+        message_type: str,
+        correlation_id: str | None,
+        headers: Mapping[str, Any] | None = None,
+        content_type: str | None = None,
+    ) -> aiormq.spec.Basic.Properties:
+        return aiormq.spec.Basic.Properties(
+            message_type=message_type,
+            correlation_id=correlation_id,
+            headers=dict(headers or {}),
+            content_type=content_type,
+            delivery_mode=TRANSIENT,
+            message_id=uuid.uuid4().hex,
+        )
 
     async def publish_event(
         self, routing_key: str, event: Any, *, confirm: bool = True
@@ -671,18 +755,8 @@ class Bus:
         Printer events (online, offline, alerts, channels, data) are published with
         ``confirm=False``: nothing waits on them, so they cost no round trip.
         """
-        await self._publish(
-            self.topology.events_exchange,
-            routing_key,
-            encode_event(event),
-            aiormq.spec.Basic.Properties(
-                content_type="application/json",
-                message_type=f"zebra.event.{event.event}",
-                delivery_mode=PERSISTENT,
-                message_id=uuid.uuid4().hex,
-            ),
-            confirm=confirm,
-        )
+        exchange, body, properties = self._event_message(event)
+        await self._publish(exchange, routing_key, body, properties, confirm=confirm)
 
     async def publish_reply(
         self,
@@ -695,19 +769,13 @@ class Bus:
         content_type: str | None = None,
     ) -> None:
         """Publish a reply through the default exchange to ``reply_to``."""
-        await self._publish(
-            "",
-            reply_to,
-            body,
-            aiormq.spec.Basic.Properties(
-                message_type=message_type,
-                correlation_id=correlation_id,
-                headers=dict(headers or {}),
-                content_type=content_type,
-                delivery_mode=TRANSIENT,
-                message_id=uuid.uuid4().hex,
-            ),
+        properties = self._reply_properties(
+            message_type=message_type,
+            correlation_id=correlation_id,
+            headers=headers,
+            content_type=content_type,
         )
+        await self._publish("", reply_to, body, properties)
 
     async def publish_outcome(
         self,
@@ -717,34 +785,19 @@ class Bus:
     ) -> None:
         """Send an outcome to its producer (if it asked) and as a job event.
 
-        Both are published before either confirm is awaited: one round trip, not two.
+        The reply is written first, then the event, and only then are both confirms
+        awaited: one round trip, no task of its own (the writes do not wait).
         """
-        event = self._publish_job_event(outcome, request_type)
-        if not reply_to:
-            await event
-            return
-        # The event in a task of its own, the reply in this one: both confirms are
-        # awaited together, with one task instead of gather's two.
-        publishing_event = asyncio.ensure_future(event)
-        try:
-            await self.publish_reply(
-                reply_to,
-                outcome.body,
+        channel = await self._channel_for(True)
+        reply_confirm = None
+        if reply_to:
+            properties = self._reply_properties(
                 message_type=OUTCOME_TYPE,
                 correlation_id=outcome.correlation_id,
                 headers=outcome.to_headers(),
             )
-        except BaseException:
-            # The request is not acknowledged and comes back: no event for it now.
-            publishing_event.cancel()
-            raise
-        await publishing_event
-
-    async def _publish_job_event(
-        self, outcome: Outcome, request_type: RequestType | None
-    ) -> None:
-        await self.publish_event(
-            self.topology.job_key(outcome.printer_serial, outcome.status.value),
+            reply_confirm = self._write(channel, "", reply_to, outcome.body, properties)
+        exchange, body, properties = self._event_message(
             JobEvent(
                 printer=outcome.printer_serial,
                 replica=self.replica,
@@ -754,8 +807,21 @@ class Bus:
                 error=outcome.error,
                 type=request_type,
                 redelivered=outcome.redelivered or None,
-            ),
+            )
         )
+        routing_key = self.topology.job_key(
+            outcome.printer_serial, outcome.status.value
+        )
+        event_confirm = self._write(channel, exchange, routing_key, body, properties)
+        try:
+            await self._confirmed(reply_confirm, "")
+        except BaseException:
+            # The request is not acknowledged and comes back (the event may have
+            # gone out: events are at least once). A lost channel fails both.
+            if event_confirm is not None:
+                event_confirm.add_done_callback(_retrieve)
+            raise
+        await self._confirmed(event_confirm, exchange)
 
     async def publish_control(self, routing_key: str, body: bytes) -> None:
         """Send an internal control message to the replicas bound to ``routing_key``.

@@ -3,8 +3,8 @@
 The benchmark's print latency (publish to bytes at the printer) is one number; this
 splits it. One gateway replica runs in a child process under a small tracer (the
 ``python -c`` program :data:`TRACED_GATEWAY`) that appends a ``time.monotonic()``
-stamp to a file at three places: when its AMQP socket hands a read of at least a
-label's size to the stream (``read``), when aiormq calls the consumer with the
+stamp to a file at three places: when its consume connection receives a read of at
+least a label's size (``read``), when that connection calls the consumer with the
 delivery (``delivered``), and when the gateway sends a WebSocket message of at least a
 label's size (``sent``). This process (the producer and one emulated printer) stamps
 the start of ``BrokerClient.submit``, its socket write of the request (``written``)
@@ -17,7 +17,8 @@ stamps are the first of each kind after its start. Segments:
 - ``producer``: submit called → request written to the socket (the client library);
 - ``rabbitmq``: written → the gateway's socket read (RabbitMQ routing, persistence
   bookkeeping, publisher confirm, delivery; and both kernels);
-- ``amqp client``: read → consumer called (aiormq's frame parsing and its tasks);
+- ``amqp client``: read → consumer called (frame parsing in gateway/amqpwire.py; with
+  aiormq, before fix 17, its parsing and three task hops);
 - ``gateway``: consumer called → WebSocket send (the bridge: checks, label count);
 - ``websocket``: send → bytes at the printer (websockets both ends, the emulator).
 
@@ -49,20 +50,20 @@ from scripts.bench.stats import summary
 #: ``python -c`` program: the gateway with three stamping wrappers (see above).
 TRACED_GATEWAY = """
 import asyncio, os, sys, time
-import gateway.bus, gateway.server
+import gateway.bus, gateway.amqpconn, gateway.server
 from gateway.cli import main
 out = open(os.environ["LATENCYSPLIT_FILE"], "w", buffering=1)
 size = int(os.environ["LATENCYSPLIT_SIZE"])
-received = asyncio.StreamReaderProtocol.data_received
+received = gateway.amqpconn.AmqpConnection.data_received
 def data_received(self, data):
     if len(data) >= size:
         out.write(f"read {time.monotonic():.7f}\\n")
     return received(self, data)
-asyncio.StreamReaderProtocol.data_received = data_received
+gateway.amqpconn.AmqpConnection.data_received = data_received
 on_message = gateway.bus.Consumer._on_message
-async def delivered(self, message):
+def delivered(self, message):
     out.write(f"delivered {time.monotonic():.7f}\\n")
-    await on_message(self, message)
+    on_message(self, message)
 gateway.bus.Consumer._on_message = delivered
 send = gateway.server.WebSocketTransport.send
 async def sent(self, data):

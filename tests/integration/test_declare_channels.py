@@ -52,9 +52,12 @@ async def test_missing_queue_checks_side_by_side_keep_the_connection(
         done = asyncio.Event()
 
         async def publisher() -> None:
-            # Writes side by side with the checks, as on a busy replica.
+            # Outcomes side by side with the checks, as on a busy replica (on the
+            # traffic connection since fix 18: the checks' numbering is the point).
             while not done.is_set():
-                await bus.publish_control("DCH-nobody", b"{}")
+                await bus.publish_reply(
+                    "DCH-nobody", b"{}", message_type="t", correlation_id=None
+                )
 
         publishers = [asyncio.create_task(publisher()) for _ in range(WORKERS)]
         try:

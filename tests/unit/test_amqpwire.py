@@ -147,3 +147,27 @@ def test_a_body_longer_than_announced_is_a_wire_error() -> None:
     )
     with pytest.raises(WireError, match="longer"):
         Wire().receive(data)
+
+
+def test_publish_bytes_are_pamqps_frames_split_at_frame_max() -> None:
+    payload = bytes(range(256)) * 10  # 2,560 bytes over 1 KiB frames
+    properties = commands.Basic.Properties(correlation_id="job-1", delivery_mode=2)
+    data = Wire(frame_max=1024).publish(7, "zebra.events", "job.X", payload, properties)
+    frames = []
+    while data:
+        used, channel, parsed = frame.unmarshal(data)
+        assert channel == 7
+        frames.append(parsed)
+        data = data[used:]
+    publish, content, *parts = frames
+    assert isinstance(publish, commands.Basic.Publish)
+    assert (publish.exchange, publish.routing_key, publish.mandatory) == (
+        "zebra.events",
+        "job.X",
+        False,
+    )
+    assert isinstance(content, header.ContentHeader)
+    assert content.body_size == len(payload)
+    assert content.properties.correlation_id == "job-1"
+    assert [len(part.value) for part in parts] == [1016, 1016, 528]
+    assert b"".join(part.value for part in parts) == payload

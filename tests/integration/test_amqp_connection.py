@@ -1,6 +1,6 @@
 """The gateway's consume-only AMQP connection against the real RabbitMQ.
 
-gateway/consuming.py speaks AMQP itself (fix 17 in docs/performance.md): these tests
+gateway/amqpconn.py speaks AMQP itself (fix 17 in docs/performance.md): these tests
 check what a replica relies on: deliveries whole and in order, acks that RabbitMQ
 takes, prefetch, a consumer told when its queue goes, a channel RabbitMQ closed
 replaced under the same number, and a bus that reconnects when an operator closes
@@ -15,11 +15,12 @@ import subprocess
 
 import aio_pika
 import pytest
+from pamqp import commands
 
 from broker.errors import BrokerUnavailable
+from gateway.amqpconn import AmqpConnection
 from gateway.amqpwire import Incoming
 from gateway.bus import Bus
-from gateway.consuming import ConsumeConnection
 from gateway.settings import GatewaySettings
 
 WAIT = 10.0
@@ -58,9 +59,7 @@ async def test_deliveries_arrive_whole_one_at_a_time_and_acks_land(
     bodies = [b"^XA^FDone^FS^XZ", bytes(range(256)) * 1200, b""]  # 300 KiB: many frames
     await declare(amqp_url, queue, bodies)
     lost: list[BaseException | None] = []
-    connection = await ConsumeConnection.open(
-        amqp_url, name="test", on_lost=lost.append
-    )
+    connection = await AmqpConnection.open(amqp_url, name="test", on_lost=lost.append)
     try:
         channel = await connection.channel(1)
         await channel.qos(1)
@@ -88,7 +87,7 @@ async def test_deliveries_arrive_whole_one_at_a_time_and_acks_land(
 async def test_a_nacked_delivery_comes_back(amqp_url: str, namespace: str) -> None:
     queue = f"{namespace}.nack"
     await declare(amqp_url, queue, [b"label"])
-    connection = await ConsumeConnection.open(amqp_url, name="test", on_lost=print)
+    connection = await AmqpConnection.open(amqp_url, name="test", on_lost=print)
     try:
         channel = await connection.channel(1)
         await channel.qos(1)
@@ -111,7 +110,7 @@ async def test_a_closed_channel_fails_its_call_and_its_number_opens_again(
 ) -> None:
     queue = f"{namespace}.present"
     await declare(amqp_url, queue, [b"after"])
-    connection = await ConsumeConnection.open(amqp_url, name="test", on_lost=print)
+    connection = await AmqpConnection.open(amqp_url, name="test", on_lost=print)
     try:
         channel = await connection.channel(1)
         cancelled: list[str] = []
@@ -144,7 +143,7 @@ async def test_a_consumer_is_told_when_its_queue_is_deleted(
 ) -> None:
     queue = f"{namespace}.doomed"
     await declare(amqp_url, queue, [])
-    connection = await ConsumeConnection.open(amqp_url, name="test", on_lost=print)
+    connection = await AmqpConnection.open(amqp_url, name="test", on_lost=print)
     try:
         channel = await connection.channel(1)
         cancelled = asyncio.Event()
@@ -160,7 +159,7 @@ async def test_a_consumer_is_told_when_its_queue_is_deleted(
 async def test_wrong_credentials_are_a_clear_error(amqp_url: str) -> None:
     wrong = amqp_url.replace("guest:guest@", "guest:wrong@")
     with pytest.raises(BrokerUnavailable, match=r"ACCESS_REFUSED|403|closed"):
-        await ConsumeConnection.open(wrong, name="test", on_lost=print)
+        await AmqpConnection.open(wrong, name="test", on_lost=print)
 
 
 def close_connections_named(name: str) -> int:
@@ -232,4 +231,89 @@ async def test_the_bus_reconnects_when_only_its_consume_connection_is_closed(
     finally:
         await bus.close()
     assert await message_count(amqp_url, queue) == 0
+    await delete(amqp_url, queue)
+
+
+async def test_publishes_are_confirmed_and_arrive_whole(
+    amqp_url: str, namespace: str
+) -> None:
+    queue = f"{namespace}.published"
+    await declare(amqp_url, queue, [])
+    bodies = [b'{"status":"printed"}', bytes(range(256)) * 1200, b""]
+    connection = await AmqpConnection.open(amqp_url, name="test", on_lost=print)
+    try:
+        channel = await connection.channel(1)
+        await channel.confirm_select()
+        confirms = []
+        for index, payload in enumerate(bodies):
+            properties = commands.Basic.Properties(
+                correlation_id=f"job-{index}", headers={"x-zebra-status": "printed"}
+            )
+            confirm = channel.publish("", queue, payload, properties)
+            assert confirm is not None
+            confirms.append(confirm)
+        await asyncio.wait_for(asyncio.gather(*confirms), WAIT)
+    finally:
+        await connection.close()
+    async with await aio_pika.connect(amqp_url) as reader:
+        source = await (await reader.channel()).get_queue(queue)
+        for index, payload in enumerate(bodies):
+            message = await source.get(no_ack=True, timeout=WAIT)
+            assert message is not None
+            assert (message.body, message.correlation_id) == (payload, f"job-{index}")
+            assert message.headers == {"x-zebra-status": "printed"}
+    await delete(amqp_url, queue)
+
+
+async def test_a_publish_rabbitmq_refuses_fails_its_confirm(
+    amqp_url: str, namespace: str
+) -> None:
+    connection = await AmqpConnection.open(amqp_url, name="test", on_lost=print)
+    try:
+        channel = await connection.channel(1)
+        await channel.confirm_select()
+        confirm = channel.publish(
+            f"{namespace}.no-such-exchange", "k", b"x", commands.Basic.Properties()
+        )
+        assert confirm is not None
+        with pytest.raises(BrokerUnavailable, match="404"):
+            await asyncio.wait_for(confirm, WAIT)
+        assert channel.is_closed
+        with pytest.raises(BrokerUnavailable, match="closed"):
+            channel.publish("", "k", b"x", commands.Basic.Properties())
+    finally:
+        await connection.close()
+
+
+async def test_the_bus_reopens_a_publish_channel_rabbitmq_closed(
+    amqp_url: str, namespace: str
+) -> None:
+    settings = GatewaySettings(
+        amqp_url=amqp_url, namespace=namespace, allow_anonymous=True
+    )
+    bus = Bus(settings)
+
+    async def ignore(*_args: object) -> None:
+        return None
+
+    lost: list[str] = []
+    await bus.start(
+        on_control=ignore,
+        on_dead_letter=ignore,
+        on_connection_lost=lambda: lost.append("lost"),
+        on_reconnected=ignore,
+    )
+    queue = f"{namespace}.replies"
+    try:
+        await declare(amqp_url, queue, [])
+        # An exchange an operator deleted: that publish fails, the next ones work.
+        with pytest.raises(BrokerUnavailable, match="404"):
+            await bus._publish(
+                f"{namespace}.deleted", "k", b"x", commands.Basic.Properties()
+            )
+        await bus.publish_reply(queue, b"after", message_type="t", correlation_id="c")
+        assert await message_count(amqp_url, queue) == 1
+        assert lost == []
+    finally:
+        await bus.close()
     await delete(amqp_url, queue)

@@ -1,14 +1,15 @@
-"""The replica's consume-only AMQP connection: printer queues in, acks out.
+"""The replica's printer-traffic AMQP connection: requests in; acks, outcomes out.
 
 A plain :class:`asyncio.Protocol` around :class:`gateway.amqpwire.Wire`: bytes from
 RabbitMQ are parsed where they arrive and each delivery is handed to its consumer's
-callback in the same call, with no task per frame or per message; an ack is one
-write. Everything else the replica says to RabbitMQ (declarations, publishes, the
-replica's own queues) stays on aio-pika's connection in :mod:`gateway.bus`.
+callback in the same call, with no task per frame or per message; an ack or a
+publish is one write, and a publisher confirm resolves a future. Declarations,
+bindings and the replica's own queues stay on aio-pika's connection in
+:mod:`gateway.bus`.
 
-What it does not do, because the gateway's consumers never need it: publish, get,
-transactions, publisher confirms, connection.blocked (a consumer that only acks is
-never blocked), SASL mechanisms other than PLAIN and EXTERNAL.
+What it does not do, because the gateway never needs it: get, mandatory publishes
+(no basic.return), transactions, connection.blocked (RabbitMQ then stops reading;
+writes wait in the transport), SASL mechanisms other than PLAIN and EXTERNAL.
 """
 
 from __future__ import annotations
@@ -47,24 +48,28 @@ CAPABILITIES = {
 }
 
 
-class ConsumeChannel:
+class AmqpChannel:
     """One open channel: consumers on it, acks and nacks through it.
 
     A channel RabbitMQ closed stays closed: its acks are dropped (RabbitMQ has
-    requeued those messages) and a new :class:`ConsumeChannel` takes its place.
+    requeued those messages) and a new :class:`AmqpChannel` takes its place.
     """
 
-    def __init__(self, connection: ConsumeConnection, number: int) -> None:
+    def __init__(self, connection: AmqpConnection, number: int) -> None:
         self.connection = connection
         self.number = number
         self.is_closed = False
         self.close_reason: str | None = None
-        self.close_callbacks: list[Callable[[ConsumeChannel], None]] = []
+        self.close_callbacks: list[Callable[[AmqpChannel], None]] = []
         self._consumers: dict[
             str, tuple[Callable[[Incoming], None], Callable[[], None]]
         ]
         self._consumers = {}
         self._waiters: collections.deque[asyncio.Future[Frame]] = collections.deque()
+        #: Publisher confirms: off until :meth:`confirm_select`.
+        self._confirming = False
+        self._published = 0
+        self._unconfirmed: dict[int, asyncio.Future[None]] = {}
 
     async def rpc(self, method: Frame, reply: type[M]) -> M:
         """Send a synchronous method and wait for its reply (RabbitMQ keeps order)."""
@@ -79,6 +84,54 @@ class ConsumeChannel:
         if not isinstance(answer, reply):
             raise WireError(f"{answer.name} in reply to {method.name}")
         return answer
+
+    async def confirm_select(self) -> None:
+        """Put the channel in confirm mode: :meth:`publish` then returns a future."""
+        await self.rpc(commands.Confirm.Select(), commands.Confirm.SelectOk)
+        self._confirming = True
+
+    def publish(
+        self,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: commands.Basic.Properties,
+    ) -> asyncio.Future[None] | None:
+        """Write one message; in confirm mode, a future RabbitMQ's confirm resolves.
+
+        Raises:
+            BrokerUnavailable: the channel is closed (the future fails the same way
+                if it closes before the confirm, or if RabbitMQ nacks the message).
+        """
+        if self.is_closed:
+            raise BrokerUnavailable(
+                f"channel {self.number} is closed: {self.close_reason}"
+            )
+        connection = self.connection
+        data = connection.wire.publish(
+            self.number, exchange, routing_key, body, properties
+        )
+        future: asyncio.Future[None] | None = None
+        if self._confirming:
+            self._published += 1
+            future = asyncio.get_running_loop().create_future()
+            self._unconfirmed[self._published] = future
+        connection.write(data)
+        return future
+
+    def _confirmed(self, method: commands.Basic.Ack | commands.Basic.Nack) -> None:
+        tag = method.delivery_tag or 0
+        tags = [t for t in self._unconfirmed if t <= tag] if method.multiple else [tag]
+        for each in tags:
+            future = self._unconfirmed.pop(each, None)
+            if future is None or future.done():
+                continue
+            if isinstance(method, commands.Basic.Ack):
+                future.set_result(None)
+            else:
+                future.set_exception(
+                    BrokerUnavailable("RabbitMQ could not take the message (nack)")
+                )
 
     async def qos(self, prefetch_count: int) -> None:
         await self.rpc(
@@ -131,7 +184,9 @@ class ConsumeChannel:
         consumer[0](incoming)
 
     def _method(self, method: Frame) -> None:
-        if isinstance(method, commands.Channel.Close):
+        if isinstance(method, commands.Basic.Ack | commands.Basic.Nack):
+            self._confirmed(method)
+        elif isinstance(method, commands.Channel.Close):
             self.connection.write(Wire.method(self.number, commands.Channel.CloseOk()))
             self._closed(f"{method.reply_code} {method.reply_text}")
         elif isinstance(method, commands.Basic.Cancel):
@@ -164,6 +219,10 @@ class ConsumeChannel:
             waiter = self._waiters.popleft()
             if not waiter.done():
                 waiter.set_exception(error)
+        unconfirmed, self._unconfirmed = self._unconfirmed, {}
+        for future in unconfirmed.values():
+            if not future.done():
+                future.set_exception(error)
         consumers, self._consumers = self._consumers, {}
         for _, on_cancel in consumers.values():
             on_cancel()
@@ -171,15 +230,15 @@ class ConsumeChannel:
             callback(self)
 
 
-class ConsumeConnection(asyncio.Protocol):
+class AmqpConnection(asyncio.Protocol):
     """One TCP (or TLS) connection to RabbitMQ for consuming only."""
 
     def __init__(self, on_lost: Callable[[BaseException | None], None]) -> None:
         self._on_lost = on_lost
-        self._wire = Wire()
+        self.wire = Wire()
         self._transport: asyncio.Transport | None = None
         self._channel0: collections.deque[asyncio.Future[Frame]] = collections.deque()
-        self._channels: dict[int, ConsumeChannel] = {}
+        self._channels: dict[int, AmqpChannel] = {}
         self.channel_max = 2047
         self.heartbeat = 0
         self.is_closed = False
@@ -187,6 +246,9 @@ class ConsumeConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._missed = False
         self._gone = asyncio.Event()
+        #: Cleared while the transport's buffer is over its high-water mark.
+        self._writable = asyncio.Event()
+        self._writable.set()
         self._lost_reason: BaseException | None = None
 
     @classmethod
@@ -197,7 +259,7 @@ class ConsumeConnection(asyncio.Protocol):
         name: str,
         on_lost: Callable[[BaseException | None], None],
         handshake_timeout: float = 30.0,
-    ) -> ConsumeConnection:
+    ) -> AmqpConnection:
         """Connect and log in.
 
         Raises:
@@ -240,7 +302,7 @@ class ConsumeConnection(asyncio.Protocol):
         self.channel_max = tune.channel_max or 65535
         self.heartbeat = target.heartbeat
         frame_max = tune.frame_max or 131072
-        self._wire.frame_max = frame_max
+        self.wire.frame_max = frame_max
         self.write(
             Wire.method(
                 0,
@@ -270,7 +332,7 @@ class ConsumeConnection(asyncio.Protocol):
             raise WireError(f"{answer.name} instead of {reply.name}")
         return answer
 
-    async def channel(self, number: int) -> ConsumeChannel:
+    async def channel(self, number: int) -> AmqpChannel:
         """Open channel ``number`` (a closed channel's number may be used again)."""
         if self.is_closed:
             raise BrokerUnavailable("the consume connection is closed")
@@ -279,7 +341,7 @@ class ConsumeConnection(asyncio.Protocol):
                 f"RabbitMQ allows {self.channel_max} channels per connection; "
                 f"channel {number} is needed"
             )
-        channel = ConsumeChannel(self, number)
+        channel = AmqpChannel(self, number)
         self._channels[number] = channel
         await channel.rpc(commands.Channel.Open(), commands.Channel.OpenOk)
         return channel
@@ -308,6 +370,21 @@ class ConsumeConnection(asyncio.Protocol):
         if self._transport is not None:
             self._transport.abort()
 
+    async def writable(self) -> None:
+        """Wait while RabbitMQ is not reading (a full buffer, or connection.blocked).
+
+        Publishers call this first: writes never wait, so without it messages nothing
+        confirms (hints, printer events) could pile up in memory.
+        """
+        if not self._writable.is_set():
+            await self._writable.wait()
+
+    def pause_writing(self) -> None:
+        self._writable.clear()
+
+    def resume_writing(self) -> None:
+        self._writable.set()
+
     def write(self, data: bytes) -> None:
         if self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
@@ -322,7 +399,7 @@ class ConsumeConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._heard = True
         try:
-            events = self._wire.receive(data)
+            events = self.wire.receive(data)
         except WireError as exc:
             log.error("amqp.consume_wire_error", error=str(exc))
             self._lost_reason = exc
@@ -377,6 +454,7 @@ class ConsumeConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.is_closed = True
         self._gone.set()
+        self._writable.set()  # publishers then find the channel closed
         if self._timer is not None:
             self._timer.cancel()
         reason = self._lost_reason or exc
