@@ -18,7 +18,7 @@ import asyncio
 import collections
 import contextlib
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -246,6 +246,7 @@ class AmqpConnection(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._missed = False
         self._gone = asyncio.Event()
+        self._corked: list[bytes] | None = None
         #: Cleared while the transport's buffer is over its high-water mark.
         self._writable = asyncio.Event()
         self._writable.set()
@@ -385,8 +386,22 @@ class AmqpConnection(asyncio.Protocol):
     def resume_writing(self) -> None:
         self._writable.set()
 
+    @contextlib.contextmanager
+    def corked(self) -> Iterator[None]:
+        """Gather the writes made inside into one (one system call, not several)."""
+        parts: list[bytes] = []
+        self._corked = parts
+        try:
+            yield
+        finally:
+            self._corked = None
+            if parts:
+                self.write(b"".join(parts))
+
     def write(self, data: bytes) -> None:
-        if self._transport is not None and not self._transport.is_closing():
+        if self._corked is not None:
+            self._corked.append(data)
+        elif self._transport is not None and not self._transport.is_closing():
             self._transport.write(data)
 
     # -- asyncio.Protocol --------------------------------------------------------

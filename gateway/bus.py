@@ -255,6 +255,8 @@ class Bus:
         self._declare_turn = itertools.count()
         self._declare_number = FIRST_DECLARE_CHANNEL - 1
         self._consumers: dict[int, set[Consumer]] = {}
+        self._id_prefix = uuid.uuid4().hex[:16] + "-"
+        self._message_count = itertools.count(1)
         self._on_control: Callable[[Delivery], Awaitable[None]] | None = None
         self._on_dead_letter: Callable[[Delivery], Awaitable[None]] | None = None
         self._on_connection_lost: Callable[[], None] | None = None
@@ -726,12 +728,17 @@ class Bus:
                 content_type="application/json",
                 message_type=f"zebra.event.{event.event}",
                 delivery_mode=PERSISTENT,
-                message_id=uuid.uuid4().hex,
+                message_id=self._message_id(),
             ),
         )
 
-    @staticmethod
+    def _message_id(self) -> str:
+        """Unique per message: this bus's random prefix and a count (no uuid4: it
+        reads the kernel's random source, twice per label)."""
+        return f"{self._id_prefix}{next(self._message_count):x}"
+
     def _reply_properties(
+        self,
         *,
         message_type: str,
         correlation_id: str | None,
@@ -785,18 +792,11 @@ class Bus:
     ) -> None:
         """Send an outcome to its producer (if it asked) and as a job event.
 
-        The reply is written first, then the event, and only then are both confirms
-        awaited: one round trip, no task of its own (the writes do not wait).
+        Reply and event go out in one write (the reply first), and then both
+        confirms are awaited: one round trip, no task of its own.
         """
         channel = await self._channel_for(True)
         reply_confirm = None
-        if reply_to:
-            properties = self._reply_properties(
-                message_type=OUTCOME_TYPE,
-                correlation_id=outcome.correlation_id,
-                headers=outcome.to_headers(),
-            )
-            reply_confirm = self._write(channel, "", reply_to, outcome.body, properties)
         exchange, body, properties = self._event_message(
             JobEvent(
                 printer=outcome.printer_serial,
@@ -812,7 +812,19 @@ class Bus:
         routing_key = self.topology.job_key(
             outcome.printer_serial, outcome.status.value
         )
-        event_confirm = self._write(channel, exchange, routing_key, body, properties)
+        with channel.connection.corked():
+            if reply_to:
+                reply_properties = self._reply_properties(
+                    message_type=OUTCOME_TYPE,
+                    correlation_id=outcome.correlation_id,
+                    headers=outcome.to_headers(),
+                )
+                reply_confirm = self._write(
+                    channel, "", reply_to, outcome.body, reply_properties
+                )
+            event_confirm = self._write(
+                channel, exchange, routing_key, body, properties
+            )
         try:
             await self._confirmed(reply_confirm, "")
         except BaseException:

@@ -227,6 +227,7 @@ class Metrics:
             ["type", "status"],
             registry=registry,
         )
+        self._request_children: dict[tuple[str | None, str], tuple[Any, Any]] = {}
         self._request_seconds = Histogram(
             f"{PREFIX}_request_duration_seconds",
             "Seconds from a request's publication to its outcome, by request type.",
@@ -309,10 +310,18 @@ class Metrics:
             seconds: from publication to outcome (see :func:`publish_time`), or
                 ``None`` to count the outcome without timing it.
         """
-        type_value = type_label(request_type)
-        self._requests.labels(type=type_value, status=status_label(status)).inc()
+        key = (request_type, status)
+        children = self._request_children.get(key)
+        if children is None:
+            # prometheus_client's labels() costs more than the count: once per pair.
+            type_value = type_label(request_type)
+            children = self._request_children[key] = (
+                self._requests.labels(type=type_value, status=status_label(status)),
+                self._request_seconds.labels(type=type_value),
+            )
+        children[0].inc()
         if seconds is not None:
-            self._request_seconds.labels(type=type_value).observe(max(0.0, seconds))
+            children[1].observe(max(0.0, seconds))
 
     # -- RabbitMQ ----------------------------------------------------------------
 
