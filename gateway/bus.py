@@ -415,7 +415,7 @@ class Bus:
             await self._on_dead_letter(delivery)
 
     def _lost(self, generation: int, exc: BaseException | None) -> None:
-        """One of the two connections is gone: drop the other, then reconnect both."""
+        """One of the three connections is gone: drop the others, reconnect all."""
         if generation != self._generation:
             return
         self._generation += 1
@@ -456,7 +456,7 @@ class Bus:
                 return
 
     async def close(self) -> None:
-        """Close the connection (RabbitMQ requeues every unacked delivery)."""
+        """Close the connections (RabbitMQ requeues every unacked delivery)."""
         self._closing = True
         self.is_ready.clear()
         if self._reconnect_task is not None:
