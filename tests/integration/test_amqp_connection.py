@@ -20,8 +20,7 @@ from pamqp import commands
 from broker.errors import BrokerUnavailable
 from gateway.amqpconn import AmqpConnection
 from gateway.amqpwire import Incoming
-from gateway.bus import Bus
-from gateway.settings import GatewaySettings
+from tests.support.bus import start_bus
 
 WAIT = 10.0
 
@@ -191,22 +190,16 @@ async def test_the_bus_reconnects_when_only_its_consume_connection_is_closed(
     if shutil.which("rabbitmqctl") is None:
         pytest.skip("rabbitmqctl is not installed")
     replica = f"{namespace}-r1"
-    settings = GatewaySettings(
-        amqp_url=amqp_url, namespace=namespace, allow_anonymous=True, replica=replica
-    )
-    bus = Bus(settings)
     lost = asyncio.Event()
     reconnected = asyncio.Event()
-
-    async def ignore(*_args: object) -> None:
-        return None
 
     async def on_reconnected() -> None:
         reconnected.set()
 
-    await bus.start(
-        on_control=ignore,
-        on_dead_letter=ignore,
+    bus = await start_bus(
+        amqp_url,
+        namespace,
+        replica=replica,
         on_connection_lost=lost.set,
         on_reconnected=on_reconnected,
     )
@@ -288,20 +281,9 @@ async def test_a_publish_rabbitmq_refuses_fails_its_confirm(
 async def test_the_bus_reopens_a_publish_channel_rabbitmq_closed(
     amqp_url: str, namespace: str
 ) -> None:
-    settings = GatewaySettings(
-        amqp_url=amqp_url, namespace=namespace, allow_anonymous=True
-    )
-    bus = Bus(settings)
-
-    async def ignore(*_args: object) -> None:
-        return None
-
     lost: list[str] = []
-    await bus.start(
-        on_control=ignore,
-        on_dead_letter=ignore,
-        on_connection_lost=lambda: lost.append("lost"),
-        on_reconnected=ignore,
+    bus = await start_bus(
+        amqp_url, namespace, on_connection_lost=lambda: lost.append("lost")
     )
     queue = f"{namespace}.replies"
     try:

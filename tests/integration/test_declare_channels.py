@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from broker.topology import Channel, Topology
-from gateway.bus import DECLARE_CHANNELS, Bus
-from gateway.settings import GatewaySettings
+from gateway.bus import DECLARE_CHANNELS
+from tests.support.bus import start_bus
 
 CHECKS = 400
 WORKERS = 16
@@ -26,20 +26,9 @@ WORKERS = 16
 async def test_missing_queue_checks_side_by_side_keep_the_connection(
     amqp_url: str, namespace: str
 ) -> None:
-    settings = GatewaySettings(
-        amqp_url=amqp_url, namespace=namespace, allow_anonymous=True
-    )
-    bus = Bus(settings)
     lost: list[str] = []
-
-    async def ignore(*_args: object) -> None:
-        return None
-
-    await bus.start(
-        on_control=ignore,
-        on_dead_letter=ignore,
-        on_connection_lost=lambda: lost.append("lost"),
-        on_reconnected=ignore,
+    bus = await start_bus(
+        amqp_url, namespace, on_connection_lost=lambda: lost.append("lost")
     )
     topology = Topology(namespace=namespace)
     try:
@@ -75,17 +64,7 @@ async def test_a_channel_closed_by_rabbitmq_leaves_its_number_unused(
     amqp_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Each reopened declare channel takes a number that no channel had before."""
-    settings = GatewaySettings(
-        amqp_url=amqp_url, namespace=namespace, allow_anonymous=True
-    )
-    bus = Bus(settings)
-
-    async def ignore(*_args: object) -> None:
-        return None
-
-    await bus.start(
-        on_control=ignore, on_dead_letter=ignore, on_connection_lost=lambda: None
-    )
+    bus = await start_bus(amqp_url, namespace)
     numbers: list[int] = []
     fresh = bus._fresh_channel_number
 
