@@ -40,6 +40,9 @@ log = structlog.get_logger(__name__)
 
 M = TypeVar("M", bound=Frame)
 
+#: Half-heartbeat intervals without a byte from RabbitMQ that end the connection.
+SILENT_HALF_INTERVALS = 4
+
 #: What the client tells RabbitMQ it understands.
 CAPABILITIES = {
     "consumer_cancel_notify": True,
@@ -244,7 +247,8 @@ class AmqpConnection(asyncio.Protocol):
         self.is_closed = False
         self._heard = False
         self._timer: asyncio.TimerHandle | None = None
-        self._missed = False
+        #: Half-heartbeat intervals in a row in which nothing arrived.
+        self._silent = 0
         self._gone = asyncio.Event()
         self._corked: list[bytes] | None = None
         #: Cleared while the transport's buffer is over its high-water mark.
@@ -481,15 +485,20 @@ class AmqpConnection(asyncio.Protocol):
         self._on_lost(reason)
 
     def _beat(self) -> None:
-        """Every half heartbeat: send one; two silent intervals in a row end it."""
+        """Every half heartbeat: send one; silence for two heartbeats ends it.
+
+        RabbitMQ sends a heartbeat whenever it has sent nothing for half the
+        interval, so four silent half-intervals in a row (AMQP's "two missed
+        heartbeats") mean a dead path, not a quiet broker.
+        """
         if self.is_closed:
             return
-        if not self._heard and self._missed:
+        self._silent = 0 if self._heard else self._silent + 1
+        self._heard = False
+        if self._silent >= SILENT_HALF_INTERVALS:
             self._lost_reason = BrokerUnavailable("RabbitMQ missed its heartbeats")
             self.abort()
             return
-        self._missed = not self._heard
-        self._heard = False
         self.write(HEARTBEAT)
         self._timer = asyncio.get_running_loop().call_later(
             self.heartbeat / 2, self._beat

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import subprocess
+from urllib.parse import urlsplit
 
 import aio_pika
 import pytest
@@ -21,6 +22,7 @@ from broker.errors import BrokerUnavailable
 from gateway.amqpconn import AmqpConnection
 from gateway.amqpwire import Incoming
 from tests.support.bus import start_bus
+from tests.support.tcp_proxy import TcpProxy
 
 WAIT = 10.0
 
@@ -299,3 +301,30 @@ async def test_the_bus_reopens_a_publish_channel_rabbitmq_closed(
     finally:
         await bus.close()
     await delete(amqp_url, queue)
+
+
+async def test_a_silent_broker_is_noticed_by_missed_heartbeats(amqp_url: str) -> None:
+    """A network path that drops everything (no reset) ends the connection."""
+    parts = urlsplit(amqp_url)
+    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672).start()
+    lost: asyncio.Future[BaseException | None] = (
+        asyncio.get_running_loop().create_future()
+    )
+    through_proxy = parts._replace(
+        netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}",
+        query="heartbeat=1",
+    ).geturl()
+    connection = await AmqpConnection.open(
+        through_proxy, name="test", on_lost=lost.set_result
+    )
+    try:
+        channel = await connection.channel(1)
+        await channel.qos(1)
+        proxy.freeze()
+        # Heartbeat 1 s: four silent half-intervals in a row, about 2-2.5 s.
+        reason = await asyncio.wait_for(lost, WAIT)
+        assert "heartbeats" in str(reason)
+        assert channel.is_closed
+    finally:
+        connection.abort()
+        await proxy.close()
