@@ -10,8 +10,11 @@ only its consume connection.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
+import ssl
 import subprocess
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import aio_pika
@@ -23,6 +26,7 @@ from gateway.amqpconn import AmqpConnection
 from gateway.amqpwire import Incoming
 from tests.support.bus import start_bus
 from tests.support.tcp_proxy import TcpProxy
+from tests.support.tls import TestCertificates, make_test_certificates
 
 WAIT = 10.0
 
@@ -328,3 +332,59 @@ async def test_a_silent_broker_is_noticed_by_missed_heartbeats(amqp_url: str) ->
     finally:
         connection.abort()
         await proxy.close()
+
+
+async def _tls_terminator(
+    certificates: TestCertificates, amqp_url: str
+) -> asyncio.Server:
+    """TLS in front of the test RabbitMQ (which listens in plain TCP only)."""
+    parts = urlsplit(amqp_url)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(certificates.server_cert, certificates.server_key)
+
+    async def pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def accept(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        upstream = await asyncio.open_connection(parts.hostname, parts.port or 5672)
+        await asyncio.gather(pipe(reader, upstream[1]), pipe(upstream[0], writer))
+
+    return await asyncio.start_server(accept, "127.0.0.1", 0, ssl=context)
+
+
+async def test_amqps_with_the_urls_ca_file_for_every_connection(
+    amqp_url: str, namespace: str, tmp_path: Path
+) -> None:
+    """amqps:// and ?cafile= reach all three of a replica's connections."""
+    certificates = make_test_certificates(tmp_path)
+    server = await _tls_terminator(certificates, amqp_url)
+    port = server.sockets[0].getsockname()[1]
+    parts = urlsplit(amqp_url)
+    base = f"amqps://{parts.username}:{parts.password}@localhost:{port}/"
+    try:
+        with pytest.raises(BrokerUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            await AmqpConnection.open(base, name="test", on_lost=print)
+        bus = await start_bus(f"{base}?cafile={certificates.ca_cert}", namespace)
+        queue = f"{namespace}.tls"
+        try:
+            await declare(amqp_url, queue, [b"over tls"])
+            consumer = await bus.consume(queue, consumer_tag="tls")
+            delivery = await asyncio.wait_for(consumer.get(), WAIT)
+            assert delivery.body == b"over tls"
+            await delivery.ack()
+            await consumer.cancel()
+            await bus.publish_reply(
+                queue, b"reply", message_type="t", correlation_id="c"
+            )
+            assert await message_count(amqp_url, queue) == 1
+        finally:
+            await bus.close()
+        await delete(amqp_url, queue)
+    finally:
+        server.close()
