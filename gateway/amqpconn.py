@@ -234,7 +234,7 @@ class AmqpChannel:
 
 
 class AmqpConnection(asyncio.Protocol):
-    """One TCP (or TLS) connection to RabbitMQ for consuming only."""
+    """One TCP (or TLS) connection to RabbitMQ for printer traffic (in or out)."""
 
     def __init__(self, on_lost: Callable[[BaseException | None], None]) -> None:
         self._on_lost = on_lost
@@ -285,7 +285,7 @@ class AmqpConnection(asyncio.Protocol):
                 await connection._handshake(target, name)
         except (OSError, TimeoutError, BrokerUnavailable) as exc:
             connection.abort()
-            raise BrokerUnavailable(f"consume connection failed: {exc}") from exc
+            raise BrokerUnavailable(f"AMQP connection failed: {exc}") from exc
         return connection
 
     async def _handshake(self, target: _Target, name: str) -> None:
@@ -520,7 +520,12 @@ class _Target:
         self.password = unquote(parts.password or "guest")
         path = parts.path[1:] if parts.path.startswith("/") else parts.path
         self.vhost = unquote(path) or "/"
-        self.heartbeat = int(query.get("heartbeat", "60"))
+        try:
+            self.heartbeat = int(query.get("heartbeat", "60"))
+        except ValueError:
+            raise BrokerUnavailable(
+                "the AMQP URL's heartbeat= must be a whole number of seconds"
+            ) from None
         self.external = query.get("auth", "plain").lower() == "external"
         self._query = query
 
