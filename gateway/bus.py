@@ -214,7 +214,7 @@ def _retrieve(future: asyncio.Future[None]) -> None:
 
 
 class Bus:
-    """One replica's AMQP connection and everything that goes through it."""
+    """One replica's AMQP connections and everything that goes through them."""
 
     def __init__(
         self, settings: GatewaySettings, metrics: Metrics | None = None
@@ -229,7 +229,7 @@ class Bus:
             message_type=CONTROL_TYPE,
             app_id=self.replica,
             delivery_mode=TRANSIENT,
-            message_id=CONTROL_TYPE,  # unused; spares aiormq a uuid per hint
+            message_id=CONTROL_TYPE,  # unused: hints need no id of their own
         )
         self._connection: AbstractConnection | None = None
         #: Printer queues are consumed on the first (channels 1..amqp_channels),
@@ -244,8 +244,8 @@ class Bus:
         self._publish_lock = asyncio.Lock()
         #: The channel of the replica's own consumers (dead letters, presence, control).
         self._service_channel: AbstractChannel | None = None
-        #: Bumped when a connection pair is lost: a late report of the same loss
-        #: from the other connection is then ignored.
+        #: Bumped when the connections are lost: a late report of the same loss
+        #: from another of them is then ignored.
         self._generation = 0
         #: aiormq channels (no aio-pika wrappers: a passive check of a missing queue
         #: closes its channel, and aio-pika keeps a callback for every channel it
