@@ -348,6 +348,12 @@ class Registry:
                 await self.bus.bind_control(
                     self.bus.topology.request_key(serial, Channel.CONFIG), wakeup=True
                 )
+                # SGD requests published while the binding was gone woke nobody:
+                # the main session checks the config queue and asks for the
+                # channel if any wait.
+                main = self.main_for(serial)
+                if main is not None:
+                    main.on_config_request()
         log.info("registry.restored", printers=len(self._sessions))
 
     def request_sessions(self) -> list[RequestSession]:

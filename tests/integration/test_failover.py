@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import urllib.error
 import urllib.request
 from urllib.parse import urlsplit, urlunsplit
 
-from broker.schemas import ChannelClosed, JobStatus, PrinterOffline, PrinterOnline
+from broker.schemas import (
+    ChannelClosed,
+    JobStatus,
+    PrinterOffline,
+    PrinterOnline,
+    RequestType,
+)
 from tests.support.consumers import ConsumerWatch
 from tests.support.events import watching
 from tests.support.tcp_proxy import TcpProxy
@@ -69,6 +76,34 @@ async def test_replica_recovers_from_a_lost_broker_connection(harness):
         assert values == {"device.friendly_name": SERIAL}
         assert await asyncio.to_thread(readyz, gateway.port) == (200, "ready\n")
         assert gateway.bus.reconnects == 1
+    finally:
+        await proxy.close()
+
+
+async def test_sgd_request_published_while_the_broker_is_cut_off_is_answered(harness):
+    """A request for a closed config channel, published while the replica's wake-up
+    binding is gone with its connection, still opens the channel once it is back."""
+    parts = urlsplit(harness.amqp_url)
+    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672).start()
+    try:
+        gateway = await harness.gateway(amqp_url=through(proxy, harness.amqp_url))
+        printer = await harness.printer(harness.url(gateway), SERIAL)
+        client = await harness.client()
+        first = await client.print(SERIAL, b"^XA^FD1^XZ", timeout=SHORT)
+        assert first.status is JobStatus.DELIVERED
+
+        await proxy.stop_accepting()
+        proxy.disconnect_all()
+        async with asyncio.timeout(SHORT):
+            await gateway.bus.connection_lost.wait()
+        handle = await client.submit(
+            SERIAL, b'{"device.friendly_name":null}', type=RequestType.SGD
+        )
+        await proxy.accept_again()
+        outcome = await handle.outcome(timeout=LONG)
+        assert outcome.status is JobStatus.OK
+        assert json.loads(outcome.body) == {"device.friendly_name": SERIAL}
+        assert printer.connections_made == 1
     finally:
         await proxy.close()
 
