@@ -792,8 +792,9 @@ class Bus:
     ) -> None:
         """Send an outcome to its producer (if it asked) and as a job event.
 
-        Reply and event go out in one write (the reply first), and then both
-        confirms are awaited: one round trip, no task of its own.
+        Reply and event go out together (the reply first; one write with whatever
+        else this loop turn sends), and then both confirms are awaited: one round
+        trip, no task of its own.
         """
         channel = await self._channel_for(True)
         reply_confirm = None
@@ -812,19 +813,16 @@ class Bus:
         routing_key = self.topology.job_key(
             outcome.printer_serial, outcome.status.value
         )
-        with channel.connection.corked():
-            if reply_to:
-                reply_properties = self._reply_properties(
-                    message_type=OUTCOME_TYPE,
-                    correlation_id=outcome.correlation_id,
-                    headers=outcome.to_headers(),
-                )
-                reply_confirm = self._write(
-                    channel, "", reply_to, outcome.body, reply_properties
-                )
-            event_confirm = self._write(
-                channel, exchange, routing_key, body, properties
+        if reply_to:
+            reply_properties = self._reply_properties(
+                message_type=OUTCOME_TYPE,
+                correlation_id=outcome.correlation_id,
+                headers=outcome.to_headers(),
             )
+            reply_confirm = self._write(
+                channel, "", reply_to, outcome.body, reply_properties
+            )
+        event_confirm = self._write(channel, exchange, routing_key, body, properties)
         try:
             await self._confirmed(reply_confirm, "")
         except BaseException:
