@@ -751,7 +751,7 @@ class Bus:
             headers=dict(headers or {}),
             content_type=content_type,
             delivery_mode=TRANSIENT,
-            message_id=uuid.uuid4().hex,
+            message_id=self._message_id(),
         )
 
     async def publish_event(

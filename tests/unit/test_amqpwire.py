@@ -172,3 +172,50 @@ def test_publish_bytes_are_pamqps_frames_split_at_frame_max() -> None:
     chunks = [part.value for part in parts if isinstance(part, body.ContentBody)]
     assert [len(chunk) for chunk in chunks] == [1016, 1016, 528]
     assert b"".join(chunks) == payload
+
+
+_short = st.text(max_size=60).filter(lambda text: len(text.encode()) < 256)
+
+
+@given(
+    consumer_tag=_short,
+    delivery_tag=st.integers(min_value=0, max_value=2**64 - 1),
+    redelivered=st.booleans(),
+    exchange=st.from_regex(r"[A-Za-z0-9_.:-]{0,60}", fullmatch=True),
+    routing_key=_short,
+)
+def test_basic_deliver_decodes_as_pamqp_encodes_it(
+    consumer_tag: str,
+    delivery_tag: int,
+    redelivered: bool,
+    exchange: str,
+    routing_key: str,
+) -> None:
+    deliver = commands.Basic.Deliver(
+        consumer_tag=consumer_tag,
+        delivery_tag=delivery_tag,
+        redelivered=redelivered,
+        exchange=exchange,
+        routing_key=routing_key,
+    )
+    data = frame.marshal(deliver, 2) + frame.marshal(
+        header.ContentHeader(0, 0, commands.Basic.Properties()), 2
+    )
+    (event,) = Wire().receive(data)
+    assert isinstance(event, Incoming)
+    got = event.deliver
+    assert (
+        got.consumer_tag,
+        got.delivery_tag,
+        got.redelivered,
+        got.exchange,
+        got.routing_key,
+    ) == (consumer_tag, delivery_tag, redelivered, exchange, routing_key)
+
+
+def test_a_truncated_basic_deliver_is_a_wire_error() -> None:
+    deliver = commands.Basic.Deliver(consumer_tag="t", delivery_tag=1, routing_key="k")
+    payload = frame.marshal(deliver, 1)[7:-1][:-3]  # routing key cut short
+    data = b"\x01\x00\x01" + len(payload).to_bytes(4, "big") + payload + b"\xce"
+    with pytest.raises(WireError, match=r"malformed basic\.deliver"):
+        Wire().receive(data)
