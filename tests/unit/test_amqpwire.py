@@ -179,7 +179,7 @@ _short = st.text(max_size=60).filter(lambda text: len(text.encode()) < 256)
 
 @given(
     consumer_tag=_short,
-    delivery_tag=st.integers(min_value=0, max_value=2**64 - 1),
+    delivery_tag=st.integers(min_value=0, max_value=2**63 - 1),  # pamqp: signed
     redelivered=st.booleans(),
     exchange=st.from_regex(r"[A-Za-z0-9_.:-]{0,60}", fullmatch=True),
     routing_key=_short,
