@@ -316,7 +316,7 @@ async def test_a_silent_broker_is_noticed_by_missed_heartbeats(amqp_url: str) ->
     )
     through_proxy = parts._replace(
         netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}",
-        query="heartbeat=1",
+        query="heartbeat=2",
     ).geturl()
     connection = await AmqpConnection.open(
         through_proxy, name="test", on_lost=lost.set_result
@@ -325,7 +325,7 @@ async def test_a_silent_broker_is_noticed_by_missed_heartbeats(amqp_url: str) ->
         channel = await connection.channel(1)
         await channel.qos(1)
         proxy.freeze()
-        # Heartbeat 1 s: four silent half-intervals in a row, about 2-2.5 s.
+        # Heartbeat 2 s: four silent half-intervals in a row, about 4-5 s.
         reason = await asyncio.wait_for(lost, WAIT)
         assert "heartbeats" in str(reason)
         assert channel.is_closed
