@@ -52,7 +52,7 @@ CAPABILITIES = {
 
 
 class AmqpChannel:
-    """One open channel: consumers on it, acks and nacks through it.
+    """One open channel: consumers, acks and nacks, publishes and their confirms.
 
     A channel RabbitMQ closed stays closed: its acks are dropped (RabbitMQ has
     requeued those messages) and a new :class:`AmqpChannel` takes its place.
@@ -63,7 +63,6 @@ class AmqpChannel:
         self.number = number
         self.is_closed = False
         self.close_reason: str | None = None
-        self.close_callbacks: list[Callable[[AmqpChannel], None]] = []
         self._consumers: dict[
             str, tuple[Callable[[Incoming], None], Callable[[], None]]
         ]
@@ -229,8 +228,6 @@ class AmqpChannel:
         consumers, self._consumers = self._consumers, {}
         for _, on_cancel in consumers.values():
             on_cancel()
-        for callback in self.close_callbacks:
-            callback(self)
 
 
 class AmqpConnection(asyncio.Protocol):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import time
 import urllib.error
@@ -38,8 +39,11 @@ def readyz(port: int) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-async def test_replica_recovers_from_a_lost_broker_connection(harness):
-    """Broker connection cut: printers stay, readiness drops, queued jobs go out after."""
+@contextlib.asynccontextmanager
+async def cut_off_replica(harness):
+    """A replica reaching RabbitMQ through a proxy, one printer that printed job 1,
+    then the proxy cut: yields (proxy, gateway, printer, client) with the replica
+    disconnected and the proxy refusing new connections until ``accept_again``."""
     parts = urlsplit(harness.amqp_url)
     proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672).start()
     try:
@@ -53,6 +57,14 @@ async def test_replica_recovers_from_a_lost_broker_connection(harness):
         proxy.disconnect_all()
         async with asyncio.timeout(SHORT):
             await gateway.bus.connection_lost.wait()
+        yield proxy, gateway, printer, client
+    finally:
+        await proxy.close()
+
+
+async def test_replica_recovers_from_a_lost_broker_connection(harness):
+    """Broker connection cut: printers stay, readiness drops, queued jobs go out after."""
+    async with cut_off_replica(harness) as (proxy, gateway, printer, client):
         status, body = await asyncio.to_thread(readyz, gateway.port)
         assert status == 503
         assert "no RabbitMQ connection" in body
@@ -76,26 +88,12 @@ async def test_replica_recovers_from_a_lost_broker_connection(harness):
         assert values == {"device.friendly_name": SERIAL}
         assert await asyncio.to_thread(readyz, gateway.port) == (200, "ready\n")
         assert gateway.bus.reconnects == 1
-    finally:
-        await proxy.close()
 
 
 async def test_sgd_request_published_while_the_broker_is_cut_off_is_answered(harness):
     """A request for a closed config channel, published while the replica's wake-up
     binding is gone with its connection, still opens the channel once it is back."""
-    parts = urlsplit(harness.amqp_url)
-    proxy = await TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672).start()
-    try:
-        gateway = await harness.gateway(amqp_url=through(proxy, harness.amqp_url))
-        printer = await harness.printer(harness.url(gateway), SERIAL)
-        client = await harness.client()
-        first = await client.print(SERIAL, b"^XA^FD1^XZ", timeout=SHORT)
-        assert first.status is JobStatus.DELIVERED
-
-        await proxy.stop_accepting()
-        proxy.disconnect_all()
-        async with asyncio.timeout(SHORT):
-            await gateway.bus.connection_lost.wait()
+    async with cut_off_replica(harness) as (proxy, _gateway, printer, client):
         handle = await client.submit(
             SERIAL, b'{"device.friendly_name":null}', type=RequestType.SGD
         )
@@ -104,8 +102,6 @@ async def test_sgd_request_published_while_the_broker_is_cut_off_is_answered(har
         assert outcome.status is JobStatus.OK
         assert json.loads(outcome.body) == {"device.friendly_name": SERIAL}
         assert printer.connections_made == 1
-    finally:
-        await proxy.close()
 
 
 async def test_newest_main_wins_over_a_half_open_one_on_another_replica(harness):
